@@ -1,0 +1,2 @@
+app_name = "experiments_api"
+urlpatterns: list = []

@@ -1,0 +1,2 @@
+app_name = "recommender_api"
+urlpatterns: list = []
