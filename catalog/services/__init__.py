@@ -1,0 +1,4 @@
+"""Catalog writes. Each module holds one area; the public names are re-exported here.
+
+Import as `from catalog.services import events_record`.
+"""
