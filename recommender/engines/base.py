@@ -13,6 +13,9 @@ Conventions
 * `recommend` returns `(ids, scores)`, both shaped (n_histories, k), best first; ids are item indices,
   -1 padded (score -inf) when fewer than k items can be returned. Items in `exclude[i]` (by default
   the history itself) never appear in row i.
+* `save(path)` writes ONE file at `path` (the model registry stores it as a Django FileField);
+  `Engine.load(path)` restores an engine whose `recommend`/`similar_items` give identical scores.
+* `param_grid` (class attribute, optional) lists a small hyperparameter grid to tune on validation.
 """
 
 from __future__ import annotations

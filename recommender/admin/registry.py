@@ -1,0 +1,1 @@
+"""Admin for training runs and model versions."""

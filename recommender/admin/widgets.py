@@ -1,0 +1,1 @@
+"""Admin for widgets, their rules, live preview, impressions and attribution."""
