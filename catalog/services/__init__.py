@@ -2,3 +2,4 @@
 
 Import as `from catalog.services import events_record`.
 """
+from .events import EventResult, EventsRecordResult, events_record  # noqa: F401
