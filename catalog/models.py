@@ -86,6 +86,11 @@ class Product(models.Model):
     def __str__(self) -> str:
         return f"{self.title} ({self.sku})"
 
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("catalog:product", args=[self.pk])
+
     @property
     def image_url(self) -> str:
         from django.urls import reverse
@@ -240,6 +245,7 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
     currency = models.CharField(max_length=3, default="USD")
     email = models.EmailField(blank=True, default="")
+    name = models.CharField(max_length=120, blank=True, default="", help_text="Name given at checkout.")
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -1,2 +1,8 @@
+from django.urls import path
+
+from . import views
+
 app_name = "recommender"
-urlpatterns: list = []
+urlpatterns = [
+    path("widgets/<slug:slug>/", views.widget_fragment, name="widget_fragment"),
+]
