@@ -45,7 +45,8 @@ def beauty_load(path: Path = DATA / "Beauty.txt"):
                 cols += list(al)
         vocab = {a: j for j, a in enumerate(sorted(set(cols)))}
         attrs = sp.csr_matrix(
-            (np.ones(len(cols), dtype=np.float32), (rows, [vocab[c] for c in cols])), shape=(n_items, len(vocab))
+            (np.ones(len(cols), dtype=np.float32), (rows, [vocab[c] for c in cols])),
+            shape=(n_items, len(vocab)),
         )
     return seqs, n_items, attrs
 
@@ -89,8 +90,17 @@ def main(argv: list[str]) -> None:
     fit_s = time.perf_counter() - t0
     vi, _ = eng.recommend(val_h, 20)
     ti, _ = eng.recommend(test_h, 20)
-    print(json.dumps({"engine": name, "params": params, "fit_s": round(fit_s, 1), "fit_info": {
-        k: v for k, v in eng.fit_info.items() if k != "val_history"}}, default=str))
+    print(
+        json.dumps(
+            {
+                "engine": name,
+                "params": params,
+                "fit_s": round(fit_s, 1),
+                "fit_info": {k: v for k, v in eng.fit_info.items() if k != "val_history"},
+            },
+            default=str,
+        )
+    )
     print("VAL ", {k: round(v, 4) for k, v in metrics(vi, val_t).items()})
     print("TEST", {k: round(v, 4) for k, v in metrics(ti, test_t).items()})
 

@@ -60,21 +60,26 @@ class CategoryTree:
         out, stack, seen = [], [category_id], set()
         while stack:
             cid = stack.pop()
-            if cid in seen or cid not in self.nodes:
+            if cid in seen:
                 continue
             seen.add(cid)
             out.append(cid)
-            stack.extend(self.nodes[cid].children)
+            if cid in self.nodes:
+                stack.extend(self.nodes[cid].children)
         return out
 
     def children_of(self, category_id: int | None) -> list[CategoryNode]:
+        if category_id is not None and category_id not in self.nodes:
+            return []
         ids = self.roots if category_id is None else self.nodes[category_id].children
         return sorted((self.nodes[i] for i in ids), key=lambda n: n.name.lower())
 
 
-def category_tree_get() -> CategoryTree:
+def category_tree_get(*, must_include: int | None = None) -> CategoryTree:
+    """The cached tree; reloaded when `must_include` (a category id) is missing from the cached copy
+    (a category created in the last few minutes)."""
     tree = cache.get(CATEGORY_TREE_CACHE_KEY)
-    if isinstance(tree, CategoryTree):
+    if isinstance(tree, CategoryTree) and (must_include is None or must_include in tree.nodes):
         return tree
     rows = list(Category.objects.values_list("id", "name", "slug", "parent_id"))
     children: dict[int, list[int]] = {r[0]: [] for r in rows}
@@ -124,7 +129,7 @@ def products_filter(
     """
     qs = products_active()
     if category is not None:
-        qs = qs.filter(category_id__in=category_tree_get().descendant_ids(category.pk))
+        qs = qs.filter(category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk))
     for word in query.split()[:10]:
         qs = qs.filter(
             Q(title__icontains=word)
@@ -232,7 +237,7 @@ def products_popular(*, limit: int = 8, exclude_ids: Iterable[int] = (), categor
     exclude = set(exclude_ids)
     qs = products_active().filter(stock__gt=0)
     if category is not None:
-        qs = qs.filter(category_id__in=category_tree_get().descendant_ids(category.pk))
+        qs = qs.filter(category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk))
     scores = product_popularity_get()
     ranked = [pid for pid in sorted(scores, key=lambda p: -scores[p]) if pid not in exclude]
     # Over-fetch: some popular ids may be inactive, out of stock or outside the category.

@@ -19,6 +19,12 @@ class ModelVersion(models.Model):
     engine = models.CharField(max_length=32, db_index=True)
     params = models.JSONField(default=dict, blank=True)
     artifact = models.FileField(upload_to="models/", max_length=255, blank=True)
+    id_maps = models.FileField(
+        upload_to="models/",
+        max_length=255,
+        blank=True,
+        help_text="npz beside the artifact: product ids by item index, user keys by user index.",
+    )
     metrics = models.JSONField(default=dict, blank=True, help_text="Offline metrics on the held-out temporal split.")
     data_snapshot = models.JSONField(default=dict, blank=True, help_text="Users, items, events used for training.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
@@ -160,6 +166,17 @@ class WidgetRule(models.Model):
     def __str__(self) -> str:
         return f"{self.widget.slug}: {self.get_kind_display()}"
 
+    def clean(self) -> None:
+        """Validate `params` for the rule's kind (messages for merchandisers); stores the cleaned params."""
+        from django.core.exceptions import ValidationError
+
+        from .rules import rule_params_validate, rule_references_known
+
+        try:
+            self.params = rule_params_validate(self.kind, self.params, **rule_references_known(self.kind, self.params))
+        except ValidationError as exc:
+            raise ValidationError({"params": exc.messages}) from None
+
 
 class Impression(models.Model):
     """One recommended item shown to a shopper; its id travels with clicks and purchases (attribution)."""
@@ -186,3 +203,6 @@ class Impression(models.Model):
             models.Index(fields=["experiment", "variant"]),
             models.Index(fields=["customer", "created_at"]),
         ]
+
+    def __str__(self) -> str:
+        return f"Impression {self.id} (widget {self.widget_id}, product {self.product_id}, position {self.position})"

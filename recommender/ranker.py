@@ -57,8 +57,10 @@ FEATURE_POPULARITY_RECENT = "Item popularity (recent)"
 FEATURE_ITEM_AGE = "Item age (days)"
 FEATURE_PRICE = "Price"
 FEATURE_PRICE_VS_USUAL = "Price vs. shopper's usual"
+FEATURE_SAME_CATEGORY_LAST = "Same category as last item"
 FEATURE_SAME_CATEGORY = "Same category as recent items"
 FEATURE_CATEGORY_COUNT = "Times in shopper history (category)"
+FEATURE_SAME_BRAND_LAST = "Same brand as last item"
 FEATURE_SAME_BRAND = "Same brand as recent items"
 FEATURE_BRAND_COUNT = "Times in shopper history (brand)"
 FEATURE_CONTENT_LAST = "Content similarity to last item"
@@ -75,8 +77,10 @@ FEATURE_PHRASES: dict[str, str] = {
     FEATURE_ITEM_AGE: "its age in the catalogue",
     FEATURE_PRICE: "its price",
     FEATURE_PRICE_VS_USUAL: "priced like what the shopper usually buys",
+    FEATURE_SAME_CATEGORY_LAST: "same category as the shopper's last item",
     FEATURE_SAME_CATEGORY: "same category as the shopper's recent items",
     FEATURE_CATEGORY_COUNT: "a category the shopper often buys",
+    FEATURE_SAME_BRAND_LAST: "same brand as the shopper's last item",
     FEATURE_SAME_BRAND: "same brand as the shopper's recent items",
     FEATURE_BRAND_COUNT: "a brand the shopper often buys",
     FEATURE_CONTENT_LAST: "similar to the shopper's last item",
@@ -147,9 +151,9 @@ class FeatureContext:
         if self.price is not None:
             names += [FEATURE_PRICE, FEATURE_PRICE_VS_USUAL]
         if self.category is not None:
-            names += [FEATURE_SAME_CATEGORY, FEATURE_CATEGORY_COUNT]
+            names += [FEATURE_SAME_CATEGORY_LAST, FEATURE_SAME_CATEGORY, FEATURE_CATEGORY_COUNT]
         if self.brand is not None:
-            names += [FEATURE_SAME_BRAND, FEATURE_BRAND_COUNT]
+            names += [FEATURE_SAME_BRAND_LAST, FEATURE_SAME_BRAND, FEATURE_BRAND_COUNT]
         if self.content is not None:
             names += [FEATURE_CONTENT_LAST, FEATURE_CONTENT_RECENT]
         names += [FEATURE_FOLLOWS_LAST, FEATURE_FOLLOWS_RECENT, FEATURE_HISTORY_LENGTH]
@@ -433,13 +437,15 @@ def features_build(
         all_counts = _row_counts([attr[h] for h in hist], n_vals)
         a = attr[item]
         known = a >= 0
+        last_attr = np.array([attr[h[-1]] if len(h) else -1 for h in hist], dtype=np.int64)[row]
+        same_last = np.where(known & (last_attr >= 0), (a == last_attr).astype(np.float32), np.nan)
         share = np.full(len(item), np.nan, dtype=np.float32)
         count = np.full(len(item), np.nan, dtype=np.float32)
         rec_len = np.array([len(r) for r in recent], dtype=np.float32)
         if known.any():
             share[known] = _sparse_pick(rec_counts, row[known], a[known]) / np.maximum(rec_len[row[known]], 1)
             count[known] = _sparse_pick(all_counts, row[known], a[known])
-        cols += [share, count]
+        cols += [same_last.astype(np.float32), share, count]
     if context.content is not None:
         c = context.content
         last = np.array([h[-1] if len(h) else -1 for h in hist], dtype=np.int64)
@@ -571,7 +577,7 @@ class RankerGroups:
 def ranker_groups_build(
     cands: CandidateSet,
     X: np.ndarray,
-    labels: np.ndarray,
+    targets: Sequence[np.ndarray] | np.ndarray,
     users: np.ndarray,
     *,
     max_negatives: int | None,
@@ -579,12 +585,20 @@ def ranker_groups_build(
 ) -> RankerGroups:
     """Turn candidate rows + features into LambdaRank groups.
 
-    labels[i] is the target item of history row i. Groups without the target among their candidates
-    (nothing to learn) are dropped; with `max_negatives`, each kept group keeps the target and at most
-    that many negatives drawn uniformly from its candidates.
+    targets[i]: the target item (or array of target items) of history row i; a candidate is positive
+    when it is a target. Groups without a target among their candidates (nothing to learn) are dropped;
+    with `max_negatives`, each kept group keeps its positives and at most that many negatives drawn
+    uniformly from its candidates.
     """
-    y_all = (cands.item == labels[cands.row]).astype(np.float32)
-    n_hist = len(labels)
+    n_hist = len(targets)
+    t_rows, t_items = [], []
+    for i, t in enumerate(targets):
+        t = np.atleast_1d(np.asarray(t, dtype=np.int64))
+        t_rows.append(np.full(len(t), i, dtype=np.int64))
+        t_items.append(t)
+    n_items = int(max(int(cands.item.max(initial=0)), int(max((t.max(initial=0) for t in t_items), default=0)))) + 1
+    t_keys = np.concatenate(t_rows) * n_items + np.concatenate(t_items) if t_rows else np.zeros(0, dtype=np.int64)
+    y_all = np.isin(cands.row * n_items + cands.item, t_keys).astype(np.float32)
     has_pos = np.bincount(cands.row[y_all > 0], minlength=n_hist) > 0
     keep = has_pos[cands.row]
     if max_negatives is not None:
@@ -607,7 +621,7 @@ def ranker_groups_build(
         X=X[idx],
         y=y_all[idx],
         group=np.bincount(rows, minlength=n_hist)[kept_hist].astype(np.int64),
-        users=users[kept_hist],
+        users=np.asarray(users)[kept_hist],
     )
 
 
@@ -657,7 +671,7 @@ def ranker_fit(
     fit_kw: dict[str, Any] = {"group": train.group, "feature_name": names}
     callbacks = []
     if valid is not None and valid.n_groups:
-        fit_kw.update(eval_set=[(valid.X, valid.y)], eval_group=[valid.group], eval_at=[10])
+        fit_kw.update(eval_X=(valid.X,), eval_y=(valid.y,), eval_group=[valid.group], eval_at=[10])
         callbacks.append(lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False))
     model.fit(train.X, train.y, callbacks=callbacks, **fit_kw)
     booster = model.booster_

@@ -8,7 +8,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -87,6 +86,7 @@ class EventsView(APIView):
             component_name="EventOrBatch",
             serializers=[EventInSerializer, EventInSerializer(many=True)],
             resource_type_field_name=None,
+            many=False,
         ),
         responses={
             200: EventsResponseSerializer,

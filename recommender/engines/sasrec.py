@@ -8,9 +8,6 @@ Pure torch; no Django imports.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,21 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import InteractionData, default_exclude, top_k
-from .torch_utils import (
-    EarlyStopping,
-    attributes_tensor,
-    autocast,
-    device_resolve,
-    grad_scaler,
-    holdout_split,
-    left_pad,
-    ndcg_at_k,
-    seed_everything,
-    state_dict_cpu,
-    threads_configure,
-    training_windows,
-)
+from .torch_utils import NextItemTorchEngine
 
 # ------------------------------------------------------------------------------------------ modules
 
@@ -129,35 +112,63 @@ class SASRecNet(nn.Module):
 # ------------------------------------------------------------------------------------------- engine
 
 
-class SASRecEngine:
+class SASRecEngine(NextItemTorchEngine):
     """SASRec next-item recommender.
 
-    Hyperparameters (constructor keywords, defaults tuned on the Amazon Beauty VALIDATION split):
+    Hyperparameters (constructor keywords; defaults chosen on the Amazon Beauty VALIDATION split):
 
-    * ``hidden=64``            embedding / model width d.
+    * ``hidden=64``             embedding / model width d.
     * ``layers=2``, ``heads=2`` transformer blocks (pre-LN, GELU FFN of width 4d), attention heads.
-    * ``max_len=50``           the last 50 items of a history are used.
-    * ``dropout=0.5``          embedding, attention, residual and FFN dropout (Beauty is sparse).
-    * ``loss="ce"``            "ce": softmax cross-entropy over the whole catalogue at every prefix
+    * ``max_len=50``            the last 50 items of a history are used (learned positional embeddings,
+      counted from the most recent item).
+    * ``dropout=0.5``           embedding, attention, residual and FFN dropout (Beauty is sparse).
+    * ``loss="ce"``             "ce": softmax cross-entropy over the whole catalogue at every prefix
       position; "sampled": softmax over the positive plus ``n_negatives`` uniformly sampled items shared
-      by the batch (collisions with the positive masked), a fraction of the cost on large catalogues.
-    * ``n_negatives=2000``     negatives per batch for ``loss="sampled"``.
-    * ``use_attributes=True``  add the mean of the item's attribute embeddings (ItemFeatures.attributes,
-      e.g. category/brand) to its id embedding, in input and output (tied) tables; ignored when absent.
-    * ``lr=1e-3``, ``weight_decay=0.0``, ``batch_size=128`` AdamW.
-    * ``epochs=200``, ``patience=10`` early stopping on validation NDCG@10 (best epoch restored).
-    * ``val_fraction=0.1``, ``val_max_users=5000`` when ``fit`` gets no ``validation``, the last item of
-      a random sample of users is held out of training and used for early stopping.
-    * ``time_budget_s=None``   stop training after this many seconds (best epoch kept).
-    * ``device="auto"``        CUDA when available (mixed precision there), else CPU.
-    * ``num_threads=None``     CPU threads (default: min(cores, 4), or $TORCH_NUM_THREADS).
-    * ``seed=0``               deterministic on CPU for a given seed and thread count.
+      by the batch (collisions with the positive masked): a fraction of the cost on large catalogues.
+    * ``n_negatives=2000``      negatives per batch for ``loss="sampled"``.
+    * ``use_attributes=True``   add the mean of the item's attribute embeddings (ItemFeatures.attributes,
+      e.g. category/brand) to its id embedding, in the input and the (tied) output table; ignored when
+      the data has none.
+    * ``lr=1e-3``, ``weight_decay=0.0``, ``batch_size=128``  AdamW.
+    * ``epochs=200``, ``patience=10``  early stopping on validation NDCG@10 (best epoch restored).
+    * ``val_fraction=0.1``, ``val_max_users=5000``  without ``fit(..., validation=...)`` the last item of
+      a random 10% of users (at most 5000) is held out of training for early stopping; a caller's
+      validation set larger than ``val_max_users`` is subsampled (fixed seed) for the per-epoch check.
+    * ``time_budget_s=None``    stop training after this many seconds (best epoch kept).
+    * ``device="auto"``         CUDA when available (bf16/fp16 autocast there), else CPU.
+    * ``num_threads=None``      CPU threads (default min(cores, 4), or $TORCH_NUM_THREADS).
+    * ``seed=0``                deterministic on CPU for a given seed and thread count.
 
-    ``fit(data, validation=(histories, targets))`` uses the caller's validation split for early stopping.
+    Item embeddings are tied between input and output, so ``similar_items`` is cosine similarity of the
+    (id + attribute) item table.
     """
 
     name: ClassVar[str] = "sasrec"
     param_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.3, 0.5], "use_attributes": [True, False]}
+    _param_names: ClassVar[tuple[str, ...]] = tuple(
+        [
+            "hidden",
+            "layers",
+            "heads",
+            "max_len",
+            "dropout",
+            "loss",
+            "n_negatives",
+            "use_attributes",
+            "lr",
+            "weight_decay",
+            "batch_size",
+            "epochs",
+            "patience",
+            "val_fraction",
+            "val_max_users",
+            "time_budget_s",
+            "device",
+            "num_threads",
+            "seed",
+            "verbose",
+        ]
+    )
 
     def __init__(
         self,
@@ -183,36 +194,24 @@ class SASRecEngine:
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
-        if loss not in ("ce", "sampled"):
-            raise ValueError(f"loss must be 'ce' or 'sampled', got {loss!r}")
-        if hidden % heads:
+        if heads < 1 or hidden % heads:
             raise ValueError(f"hidden ({hidden}) must be divisible by heads ({heads})")
-        if max_len < 1 or epochs < 0 or batch_size < 1 or n_negatives < 1:
-            raise ValueError("max_len, batch_size and n_negatives must be >= 1 and epochs >= 0")
         self.hidden, self.layers, self.heads, self.max_len = hidden, layers, heads, max_len
-        self.dropout, self.loss, self.n_negatives, self.use_attributes = dropout, loss, n_negatives, use_attributes
+        self.dropout, self.loss, self.n_negatives, self.use_attributes = (
+            dropout,
+            loss,
+            n_negatives,
+            use_attributes,
+        )
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.epochs, self.patience = epochs, patience
         self.val_fraction, self.val_max_users, self.time_budget_s = val_fraction, val_max_users, time_budget_s
         self.device, self.num_threads, self.seed, self.verbose = device, num_threads, seed, verbose
-        self.net: SASRecNet | None = None
-        self.n_items = 0
-        self.n_attrs = 0
-        self.fit_info: dict[str, Any] = {}
-        self._table: torch.Tensor | None = None
+        self._init_common()
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "hidden layers heads max_len dropout loss n_negatives use_attributes lr weight_decay batch_size "
-                "epochs patience val_fraction val_max_users time_budget_s device num_threads seed"
-            ).split()
-        }
-
-    # ------------------------------------------------------------------------------------- training
-
-    def _build(self, n_items: int, attr_table: np.ndarray | None, n_attrs: int) -> SASRecNet:
+    def _build(
+        self, n_items: int, attr_table: np.ndarray | None, n_attrs: int, dense: np.ndarray | None
+    ) -> SASRecNet:
         return SASRecNet(
             n_items,
             max_len=self.max_len,
@@ -223,199 +222,3 @@ class SASRecEngine:
             attr_table=attr_table,
             n_attrs=n_attrs,
         )
-
-    def fit(
-        self, data: InteractionData, *, validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None
-    ) -> SASRecEngine:
-        """Train on every prefix position of `data.sequences`.
-
-        validation: optional (histories, target item indices) for early stopping on NDCG@10 (full
-        ranking, history excluded); without it, a held-out last item per sampled user is used.
-        """
-        threads_configure(self.num_threads)
-        gen = seed_everything(self.seed)
-        dev = device_resolve(self.device)
-        self.n_items = n = data.n_items
-        attrs = data.item_features.attributes if self.use_attributes else None
-        attr_table = attributes_tensor(attrs, n)
-        self.n_attrs = int(attrs.shape[1]) if attr_table is not None else 0
-
-        seqs = [np.asarray(s, dtype=np.int64) for s in data.sequences]
-        if validation is None and self.epochs > 0 and self.val_fraction > 0:
-            seqs, val_h, val_t = holdout_split(seqs, self.val_fraction, self.val_max_users, self.seed)
-        elif validation is not None:
-            val_h, val_t = [np.asarray(h, dtype=np.int64) for h in validation[0]], np.asarray(validation[1])
-        else:
-            val_h, val_t = [], np.zeros(0, dtype=np.int64)
-
-        inputs, targets = training_windows(seqs, self.max_len)
-        lengths = (inputs > 0).sum(1)
-        self.net = net = self._build(n, attr_table, self.n_attrs).to(dev)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        scaler = grad_scaler(dev)
-        stopper = EarlyStopping(patience=self.patience)
-        t_start = time.perf_counter()
-        epoch_times: list[float] = []
-        inputs_t, targets_t = torch.as_tensor(inputs), torch.as_tensor(targets)
-        for epoch in range(self.epochs):
-            t0 = time.perf_counter()
-            net.train()
-            total, count = 0.0, 0
-            for idx in _length_buckets(lengths, self.batch_size, gen):
-                lb = int(lengths[idx].max())
-                seq = inputs_t[idx, -lb:].to(dev)
-                tgt = targets_t[idx, -lb:].to(dev)
-                with autocast(dev):
-                    table = net.item_table()
-                    h = net(seq, table)
-                    m = tgt > 0
-                    hv, tv = h[m], tgt[m] - 1  # (N, d), (N,)
-                    loss = self._loss(hv, tv, table[1:], gen, dev)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                total += float(loss) * len(tv)
-                count += len(tv)
-            epoch_times.append(time.perf_counter() - t0)
-            stop = False
-            if len(val_t):
-                self._table = None
-                val = ndcg_at_k(self._scores(val_h), val_t, val_h, 10)
-                stop = stopper.step(epoch, val, net)
-                if self.verbose:
-                    print(
-                        f"epoch {epoch + 1} loss {total / max(count, 1):.4f} val NDCG@10 {val:.4f} "
-                        f"({epoch_times[-1]:.1f}s)",
-                        flush=True,
-                    )
-            elif self.verbose:
-                print(f"epoch {epoch + 1} loss {total / max(count, 1):.4f} ({epoch_times[-1]:.1f}s)", flush=True)
-            if stop or (self.time_budget_s is not None and time.perf_counter() - t_start > self.time_budget_s):
-                break
-        stopper.restore(net)
-        net.eval()
-        self._table = None
-        self.fit_info = {
-            "epochs_run": len(epoch_times),
-            "best_epoch": stopper.best_epoch + 1,
-            "best_val_ndcg10": stopper.best if len(val_t) else None,
-            "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else 0.0,
-            "train_seconds": time.perf_counter() - t_start,
-            "device": str(dev),
-            "val_history": stopper.history,
-        }
-        return self
-
-    def _loss(
-        self, h: torch.Tensor, target: torch.Tensor, table: torch.Tensor, gen: torch.Generator, dev: torch.device
-    ) -> torch.Tensor:
-        """h (N, d), target (N,) item indices, table (n_items, d) -> mean softmax cross-entropy."""
-        if self.loss == "ce" or self.n_negatives >= self.n_items:
-            return F.cross_entropy((h @ table.T).float(), target)
-        neg = torch.randint(0, self.n_items, (self.n_negatives,), generator=gen).to(dev)  # shared by the batch
-        pos_logit = (h * table[target]).sum(-1, keepdim=True)  # (N, 1)
-        neg_logit = h @ table[neg].T  # (N, S)
-        neg_logit = neg_logit.masked_fill(neg[None, :] == target[:, None], float("-inf"))
-        logits = torch.cat([pos_logit, neg_logit], 1).float()
-        return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=dev))
-
-    # -------------------------------------------------------------------------------------- serving
-
-    def _require(self) -> SASRecNet:
-        if self.net is None:
-            raise RuntimeError("SASRecEngine is not fitted: call fit() or load() first")
-        return self.net
-
-    @torch.no_grad()
-    def _scores(self, histories: Sequence[np.ndarray], batch_size: int = 1024) -> np.ndarray:
-        """(n, n_items) float32 scores of every item after each history."""
-        net = self._require()
-        dev = next(net.parameters()).device
-        was_training = net.training
-        net.eval()
-        table = net.item_table()
-        out = np.empty((len(histories), self.n_items), dtype=np.float32)
-        clean = [np.asarray(h, dtype=np.int64) for h in histories]
-        clean = [h[(h >= 0) & (h < self.n_items)] for h in clean]
-        for i in range(0, len(clean), batch_size):
-            seq = torch.as_tensor(left_pad(clean[i : i + batch_size], self.max_len)).to(dev)
-            with autocast(dev):
-                h = net(seq, table)[:, -1]
-                s = h @ table[1:].T
-            out[i : i + batch_size] = s.float().cpu().numpy()
-        net.train(was_training)
-        return out
-
-    def score_items(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """(n_histories, n_items) scores of every item (higher = more likely next); for rankers."""
-        return self._scores(histories)
-
-    def recommend(
-        self,
-        histories: Sequence[np.ndarray],
-        k: int,
-        exclude: Sequence[np.ndarray] | None = None,
-        users: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ex = default_exclude(histories, exclude)
-        ex = [np.asarray(e, dtype=np.int64)[(np.asarray(e) >= 0) & (np.asarray(e) < self.n_items)] for e in ex]
-        return top_k(self._scores(histories), k, ex)
-
-    @torch.no_grad()
-    def item_embeddings(self) -> np.ndarray:
-        """(n_items, d) output item representations (id + attribute embeddings)."""
-        net = self._require()
-        net.eval()
-        return net.item_table()[1:].float().cpu().numpy()
-
-    def similar_items(self, item_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cosine similarity of item embeddings; the item itself is excluded."""
-        emb = self.item_embeddings()
-        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        ids = np.asarray(item_ids, dtype=np.int64)
-        return top_k(emb[ids] @ emb.T, k, [np.array([i]) for i in ids])
-
-    # -------------------------------------------------------------------------------------- storage
-
-    def save(self, path: Path) -> None:
-        net = self._require()
-        torch.save(
-            {
-                "engine": self.name,
-                "params": self.get_params(),
-                "n_items": self.n_items,
-                "n_attrs": self.n_attrs,
-                "attr_table": None if net.attr_table is None else net.attr_table.cpu().numpy(),
-                "state": state_dict_cpu(net),
-                "fit_info": self.fit_info,
-            },
-            Path(path),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> SASRecEngine:
-        blob = torch.load(Path(path), map_location="cpu", weights_only=False)
-        if blob.get("engine") != cls.name:
-            raise ValueError(f"{path} is not a {cls.name} model (found {blob.get('engine')!r})")
-        eng = cls(**blob["params"])
-        eng.n_items, eng.n_attrs, eng.fit_info = blob["n_items"], blob["n_attrs"], blob["fit_info"]
-        eng.net = eng._build(eng.n_items, blob["attr_table"], eng.n_attrs)
-        eng.net.load_state_dict(blob["state"])
-        eng.net.to(device_resolve(eng.device)).eval()
-        return eng
-
-
-def _length_buckets(lengths: np.ndarray, batch_size: int, gen: torch.Generator, group: int = 32) -> list[np.ndarray]:
-    """Shuffled minibatches of window indices whose lengths are similar (less padding per batch):
-    shuffle, sort by length within chunks of `group` batches, then shuffle the batch order."""
-    n = len(lengths)
-    order = torch.randperm(n, generator=gen).numpy()
-    batches = []
-    chunk = batch_size * group
-    for i in range(0, n, chunk):
-        part = order[i : i + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
-    perm = torch.randperm(len(batches), generator=gen).numpy()
-    return [batches[p] for p in perm]

@@ -8,15 +8,15 @@ never loads torch.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # --------------------------------------------------------------------------------------------- device
 
@@ -137,7 +137,9 @@ def training_windows(sequences: Sequence[np.ndarray], max_len: int) -> tuple[np.
     return left_pad(ins, max_len), left_pad(tgs, max_len)
 
 
-def minibatches(n: int, batch_size: int, gen: torch.Generator | None, shuffle: bool = True) -> Iterator[np.ndarray]:
+def minibatches(
+    n: int, batch_size: int, gen: torch.Generator | None, shuffle: bool = True
+) -> Iterator[np.ndarray]:
     order = torch.randperm(n, generator=gen).numpy() if shuffle else np.arange(n)
     for i in range(0, n, batch_size):
         yield order[i : i + batch_size]
@@ -182,12 +184,6 @@ def ndcg_at_k(scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.nd
 # ------------------------------------------------------------------------------------ serialization
 
 
-def torch_save_bytes(obj: Any) -> bytes:
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return buf.getvalue()
-
-
 def state_dict_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -207,3 +203,337 @@ def attributes_tensor(attributes: Any, n_items: int, max_attrs: int = 8) -> np.n
         cols = m.indices[m.indptr[i] : m.indptr[i + 1]][:max_attrs]
         out[i + 1, : len(cols)] = cols + 1
     return out
+
+
+# ------------------------------------------------------------------------- next-item engine base
+
+
+def length_buckets(
+    lengths: np.ndarray, batch_size: int, gen: torch.Generator, group: int = 32
+) -> list[np.ndarray]:
+    """Shuffled minibatches of window indices whose lengths are similar (less padding per batch):
+    shuffle, sort by length within chunks of `group` batches, then shuffle the batch order."""
+    n = len(lengths)
+    order = torch.randperm(n, generator=gen).numpy()
+    batches = []
+    chunk = batch_size * group
+    for i in range(0, n, chunk):
+        part = order[i : i + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[j : j + batch_size] for j in range(0, len(part), batch_size))
+    perm = torch.randperm(len(batches), generator=gen).numpy()
+    return [batches[p] for p in perm]
+
+
+class NextItemTorchEngine:
+    """Shared training / serving for torch engines that map an item sequence to a hidden state per
+    position and score items by a dot product with an item table (sasrec, gru4rec, two_tower).
+
+    Subclasses set `name`, `_param_names`, and implement `_build(n_items, attr_table, n_attrs, dense)`
+    returning a module with `item_table() -> (n_items + 1, d)` (row 0 = padding) and
+    `forward(seq (B, L) int64 item+1 left-padded, table) -> (B, L, d)` where position t only depends on
+    items <= t. Hyperparameters used here: max_len, loss, n_negatives, lr, weight_decay, batch_size,
+    epochs, patience, val_fraction, val_max_users, time_budget_s, device, num_threads, seed, verbose.
+
+    Training: every prefix position of every sequence predicts its next item; loss "ce" (softmax over the
+    catalogue), "sampled" (positive + n_negatives uniform items shared by the batch) or "inbatch" (the
+    other targets of the batch are the negatives, with a log-popularity correction). Early stopping on
+    validation NDCG@10 (full ranking, history excluded).
+    """
+
+    name: ClassVar[str] = ""
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    _losses: ClassVar[tuple[str, ...]] = ("ce", "sampled")
+
+    def _init_common(self) -> None:
+        if self.loss not in self._losses:
+            raise ValueError(f"loss must be one of {', '.join(self._losses)}; got {self.loss!r}")
+        if self.max_len < 1 or self.epochs < 0 or self.batch_size < 1 or self.n_negatives < 1:
+            raise ValueError("max_len, batch_size and n_negatives must be >= 1 and epochs >= 0")
+        self.net: torch.nn.Module | None = None
+        self.n_items = 0
+        self.n_attrs = 0
+        self.fit_info: dict[str, Any] = {}
+        self._extra: dict[str, Any] = {}  # subclass state saved with the model
+
+    def get_params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def _build(
+        self, n_items: int, attr_table: np.ndarray | None, n_attrs: int, dense: np.ndarray | None
+    ) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def _dense_features(self, data: Any) -> np.ndarray | None:
+        """(n_items + 1, F) float32 content features for the item table, or None (subclass hook)."""
+        return None
+
+    def _training_sequences(self, data: Any) -> list[np.ndarray]:
+        return [np.asarray(s, dtype=np.int64) for s in data.sequences]
+
+    # ------------------------------------------------------------------------------------- training
+
+    def fit(self, data: Any, *, validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None) -> Any:
+        """Train on `data` (InteractionData).
+
+        validation: optional (histories, target item indices) for early stopping on NDCG@10; without
+        it, the last item of a random sample of training sequences is held out and used instead.
+        """
+        import time
+
+        threads_configure(self.num_threads)
+        gen = seed_everything(self.seed)
+        dev = device_resolve(self.device)
+        self.n_items = n = int(data.n_items)
+        attrs = data.item_features.attributes if getattr(self, "use_attributes", False) else None
+        attr_table = attributes_tensor(attrs, n)
+        self.n_attrs = int(attrs.shape[1]) if attr_table is not None else 0
+        dense = self._dense_features(data)
+
+        seqs = self._training_sequences(data)
+        if validation is None and self.epochs > 0 and self.val_fraction > 0:
+            seqs, val_h, val_t = holdout_split(seqs, self.val_fraction, self.val_max_users, self.seed)
+        elif validation is not None:
+            val_h = [np.asarray(h, dtype=np.int64) for h in validation[0]]
+            val_t = np.asarray(validation[1], dtype=np.int64)
+            if len(val_t) > self.val_max_users:  # a fixed random subset keeps per-epoch validation cheap
+                rng = np.random.default_rng(self.seed)
+                pick = np.sort(rng.choice(len(val_t), self.val_max_users, replace=False))
+                val_h, val_t = [val_h[i] for i in pick], val_t[pick]
+        else:
+            val_h, val_t = [], np.zeros(0, dtype=np.int64)
+
+        inputs, targets = training_windows(seqs, self.max_len)
+        lengths = (inputs > 0).sum(1)
+        counts = np.bincount(targets[targets > 0] - 1, minlength=n).astype(np.float64)
+        log_q = torch.as_tensor(np.log((counts + 1.0) / (counts.sum() + n)), dtype=torch.float32).to(dev)
+        self.net = net = self._build(n, attr_table, self.n_attrs, dense).to(dev)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        scaler = grad_scaler(dev)
+        stopper = EarlyStopping(patience=self.patience)
+        t_start = time.perf_counter()
+        epoch_times: list[float] = []
+        inputs_t, targets_t = torch.as_tensor(inputs), torch.as_tensor(targets)
+        for epoch in range(self.epochs):
+            t0 = time.perf_counter()
+            net.train()
+            total, count = 0.0, 0
+            for idx in length_buckets(lengths, self.batch_size, gen):
+                lb = max(int(lengths[idx].max()), 1)
+                seq = inputs_t[idx, -lb:].to(dev)
+                tgt = targets_t[idx, -lb:].to(dev)
+                with autocast(dev):
+                    table = net.item_table()
+                    h = net(seq, table)
+                    m = tgt > 0
+                    loss = self._loss(h[m], tgt[m] - 1, table[1:], gen, dev, log_q)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+                total += float(loss.detach()) * int(m.sum())
+                count += int(m.sum())
+            epoch_times.append(time.perf_counter() - t0)
+            stop = False
+            msg = f"{self.name} epoch {epoch + 1} loss {total / max(count, 1):.4f} ({epoch_times[-1]:.1f}s)"
+            if len(val_t):
+                self._on_weights_changed()
+                val = ndcg_at_k(self._scores(val_h), val_t, val_h, 10)
+                stop = stopper.step(epoch, val, net)
+                msg += f" val NDCG@10 {val:.4f}"
+            if self.verbose:
+                print(msg, flush=True)
+            if stop or (
+                self.time_budget_s is not None and time.perf_counter() - t_start > self.time_budget_s
+            ):
+                break
+        stopper.restore(net)
+        net.eval()
+        self._on_weights_changed()
+        self.fit_info = {
+            "epochs_run": len(epoch_times),
+            "best_epoch": stopper.best_epoch + 1 if len(val_t) else len(epoch_times),
+            "best_val_ndcg10": stopper.best if len(val_t) else None,
+            "seconds_per_epoch": float(np.mean(epoch_times)) if epoch_times else 0.0,
+            "train_seconds": time.perf_counter() - t_start,
+            "device": str(dev),
+            "n_train_positions": int((targets > 0).sum()),
+            "val_history": stopper.history,
+        }
+        return self
+
+    def _loss(
+        self,
+        h: torch.Tensor,
+        target: torch.Tensor,
+        table: torch.Tensor,
+        gen: torch.Generator,
+        dev: torch.device,
+        log_q: torch.Tensor,
+    ) -> torch.Tensor:
+        """h (N, d) hidden states, target (N,) item indices, table (n_items, d) -> mean cross-entropy."""
+        if self.loss == "ce" or (self.loss == "sampled" and self.n_negatives >= self.n_items):
+            return F.cross_entropy((h @ table.T).float(), target)
+        if self.loss == "sampled":
+            neg = torch.randint(0, self.n_items, (self.n_negatives,), generator=gen).to(
+                dev
+            )  # shared by the batch
+            pos_logit = (h * table[target]).sum(-1, keepdim=True)  # (N, 1)
+            neg_logit = (h @ table[neg].T).masked_fill(
+                neg[None, :] == target[:, None], float("-inf")
+            )  # (N, S)
+            logits = torch.cat([pos_logit, neg_logit], 1).float()
+            return F.cross_entropy(logits, torch.zeros(len(target), dtype=torch.long, device=dev))
+        # in-batch negatives: logits (N, N) against the batch's targets, minus log Q(item) (the sampling
+        # probability of an item as a negative is proportional to its frequency); repeated targets masked.
+        logits = (h @ table[target].T).float() / self.temperature - log_q[target][None, :]
+        same = target[None, :] == target[:, None]
+        same.fill_diagonal_(False)
+        logits = logits.masked_fill(same, float("-inf"))
+        return F.cross_entropy(logits, torch.arange(len(target), device=dev))
+
+    # -------------------------------------------------------------------------------------- serving
+
+    def _on_weights_changed(self) -> None:
+        """Hook: drop caches (e.g. a faiss index) built from the weights."""
+
+    def _require(self) -> torch.nn.Module:
+        if self.net is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() or load() first")
+        return self.net
+
+    def _clean(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for h in histories:
+            h = np.asarray(h, dtype=np.int64).ravel()
+            out.append(h[(h >= 0) & (h < self.n_items)])
+        return out
+
+    @torch.no_grad()
+    def user_vectors(self, histories: Sequence[np.ndarray], batch_size: int = 1024) -> np.ndarray:
+        """(n, d) hidden state after each history (the query vector scored against item_embeddings)."""
+        net = self._require()
+        dev = next(net.parameters()).device
+        was_training = net.training
+        net.eval()
+        table = net.item_table()
+        clean = self._clean(histories)
+        out = []
+        for i in range(0, len(clean), batch_size):
+            seq = torch.as_tensor(left_pad(clean[i : i + batch_size], self.max_len)).to(dev)
+            with autocast(dev):
+                out.append(net(seq, table)[:, -1].float().cpu().numpy())
+        net.train(was_training)
+        d = int(table.shape[1])
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, d), dtype=np.float32)
+
+    @torch.no_grad()
+    def item_embeddings(self) -> np.ndarray:
+        """(n_items, d) output item representations."""
+        net = self._require()
+        was_training = net.training
+        net.eval()
+        emb = net.item_table()[1:].float().cpu().numpy()
+        net.train(was_training)
+        return np.ascontiguousarray(emb, dtype=np.float32)
+
+    def _scores(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(n, n_items) float32 scores of every item after each history."""
+        return self.user_vectors(histories) @ self.item_embeddings().T
+
+    def score_items(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(n_histories, n_items) scores of every item (higher = more likely next); for rankers."""
+        return self._scores(histories)
+
+    def recommend(
+        self,
+        histories: Sequence[np.ndarray],
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+        users: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from .base import default_exclude, top_k
+
+        ex = self._clean(default_exclude(histories, exclude))
+        out_ids, out_sc = [], []
+        for i in range(0, len(histories), 2048):  # bounded memory: 2048 x n_items floats at a time
+            ids, sc = top_k(self._scores(histories[i : i + 2048]), k, ex[i : i + 2048])
+            out_ids.append(ids)
+            out_sc.append(sc)
+        if not out_ids:
+            return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+        return np.concatenate(out_ids), np.concatenate(out_sc)
+
+    def similar_items(self, item_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity of item embeddings; the item itself is excluded."""
+        from .base import top_k
+
+        emb = self.item_embeddings()
+        emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        ids = np.asarray(item_ids, dtype=np.int64).ravel()
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.n_items):
+            raise ValueError(f"item ids must be in 0..{self.n_items - 1}")
+        return top_k(emb[ids] @ emb.T, k, [np.array([i]) for i in ids])
+
+    # -------------------------------------------------------------------------------------- storage
+
+    def save(self, path: Any) -> None:
+        """Write the whole model (hyperparameters, weights, feature tables) to ONE file. Only tensors and
+        plain Python values are stored, so `load` uses torch.load(weights_only=True): no unpickling of
+        arbitrary objects, a model file cannot execute code."""
+        from pathlib import Path
+
+        net = self._require()
+        attr = getattr(net, "attr_table", None)
+        dense = getattr(net, "dense", None)
+        torch.save(
+            {
+                "engine": self.name,
+                "params": self.get_params(),
+                "n_items": int(self.n_items),
+                "n_attrs": int(self.n_attrs),
+                "attr_table": None if attr is None else attr.detach().cpu(),
+                "dense": None if dense is None else dense.detach().cpu(),
+                "state": state_dict_cpu(net),
+                "fit_info": _plain(self.fit_info),
+                "extra": _plain(self._extra),
+            },
+            Path(path),
+        )
+
+    @classmethod
+    def load(cls, path: Any) -> Any:
+        from pathlib import Path
+
+        try:
+            blob = torch.load(Path(path), map_location="cpu", weights_only=True)
+        except (RuntimeError, ValueError, EOFError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{path} is not a readable {cls.name} model file: {exc}") from exc
+        if not isinstance(blob, dict) or blob.get("engine") != cls.name:
+            found = blob.get("engine") if isinstance(blob, dict) else type(blob).__name__
+            raise ValueError(f"{path} is not a {cls.name} model (found {found!r})")
+        eng = cls(**blob["params"])
+        eng.n_items, eng.n_attrs, eng.fit_info = blob["n_items"], blob["n_attrs"], blob["fit_info"]
+        eng._extra = blob.get("extra") or {}
+        attr = None if blob["attr_table"] is None else blob["attr_table"].numpy()
+        dense = None if blob["dense"] is None else blob["dense"].numpy()
+        eng.net = eng._build(eng.n_items, attr, eng.n_attrs, dense)
+        eng.net.load_state_dict(blob["state"])
+        eng.net.to(device_resolve(eng.device)).eval()
+        eng._on_weights_changed()
+        return eng
+
+
+def _plain(value: Any) -> Any:
+    """Recursively turn numpy scalars/arrays and tuples into plain Python (safe for weights_only load)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

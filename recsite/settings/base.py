@@ -166,11 +166,38 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
-API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
+# API keys: `Authorization: Api-Key <key>` is djangorestframework-api-key's default parser; do not set
+# API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION" (that makes HasAPIKey read the whole header, "Api-Key ...",
+# as the key, so every key fails). recsite.api.APIKeyAuthentication is the shared authentication class.
 
 # Events whose timestamp is further in the future than this are rejected (client clock skew).
 RECSITE_EVENT_MAX_FUTURE_SKEW_SECONDS = env.int("EVENT_MAX_FUTURE_SKEW_SECONDS", default=300)
 RECSITE_EVENT_BATCH_MAX = 500
+
+# --- Training and the model registry (recommender.training, recommender.tasks) ---
+# A new version is promoted automatically when its NDCG@10 on the held-out temporal split is at least
+# (1 - tolerance) x the active version's on the same split.
+RECSITE_PROMOTION_TOLERANCE = env.float("RECSITE_PROMOTION_TOLERANCE", default=0.02)
+RECSITE_PROMOTION_METRIC = env("RECSITE_PROMOTION_METRIC", default="ndcg@10")
+# Share of the shop's events (the most recent ones) held out to evaluate a run, and the test-user cap.
+RECSITE_EVAL_TEST_FRACTION = env.float("RECSITE_EVAL_TEST_FRACTION", default=0.1)
+RECSITE_EVAL_MAX_USERS = env.int("RECSITE_EVAL_MAX_USERS", default=5000)
+# Retrain when this many events arrived since an engine's last successful run (checked every 15 minutes).
+RECSITE_RETRAIN_EVENT_THRESHOLD = env.int("RECSITE_RETRAIN_EVENT_THRESHOLD", default=50_000)
+# A run still "running" after this long is presumed dead (worker killed) and marked failed.
+RECSITE_TRAINING_STALE_SECONDS = env.int("RECSITE_TRAINING_STALE_SECONDS", default=6 * 3600)
+# With eager Celery (no broker), admin-started runs train in a background thread so the page can poll.
+RECSITE_TRAINING_IN_THREAD = env.bool("RECSITE_TRAINING_IN_THREAD", default=True)
+# Strategy -> engine overrides (recommender.strategies); e.g. RECSITE_PERSONALIZED_ENGINE=hybrid.
+RECSITE_STRATEGY_ENGINES = {"personalized": env("RECSITE_PERSONALIZED_ENGINE", default="ease")}
+CELERY_BEAT_SCHEDULE = {
+    # The nightly retrain lives in the database (django-celery-beat, data migration recommender 0002).
+    "recommender-retrain-if-events": {
+        "task": "recommender.tasks.retrain_if_events_task",
+        "schedule": env.float("RECSITE_RETRAIN_CHECK_SECONDS", default=900.0),
+        "options": {"queue": "default"},
+    },
+}
 
 LOGGING = {
     "version": 1,

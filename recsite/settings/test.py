@@ -25,3 +25,5 @@ REST_FRAMEWORK = {
     },
 }
 TEST_USES_REAL_SERVICES = bool(env("DATABASE_URL", default="")) or bool(env("REDIS_URL", default=""))
+# Admin-started training runs execute inline in tests (no background thread holding the test database).
+RECSITE_TRAINING_IN_THREAD = False

@@ -1,0 +1,303 @@
+"""Matrix factorisation through the `implicit` library: ALS (Hu, Koren & Volinsky 2008) and BPR (Rendle 2009).
+
+No Django imports. Training is implicit's CPU code (`implicit.gpu` is used only when CUDA support is built
+in and `use_gpu=True`). Histories of users unseen at training time -- and the longer histories of known
+users at test time -- are *folded in*: implicit's `recalculate_user` solves each user's least-squares
+problem against the fixed item factors, which is exactly the ALS user step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._common import state_load, state_save, weighted_histories
+from .base import InteractionData, default_exclude, top_k
+
+
+def _threads() -> int:
+    """implicit's thread count: honour OMP_NUM_THREADS (shared machines), else all cores (0)."""
+    try:
+        return max(int(os.environ.get("OMP_NUM_THREADS", "0")), 0)
+    except ValueError:
+        return 0
+
+
+def _gpu_available() -> bool:
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:
+        return False
+
+
+def _als_solver(factors: int, regularization: float, alpha: float, item_factors: np.ndarray):
+    """A CPU ALS model holding `item_factors`, used for implicit's fold-in (`recalculate_user`)."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    m = AlternatingLeastSquares(
+        factors=factors, regularization=regularization, alpha=alpha, num_threads=_threads(), random_state=0
+    )
+    m.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+    m.user_factors = np.zeros((1, factors), dtype=np.float32)
+    return m
+
+
+class _FactorEngine:
+    """Shared scoring / persistence for the factor models (subclasses set `item_factors_`)."""
+
+    name: ClassVar[str]
+    item_factors_: np.ndarray | None
+    user_factors_: np.ndarray | None
+
+    def get_params(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _check(self) -> None:
+        if self.item_factors_ is None:
+            raise RuntimeError("engine is not fitted; call fit() or load() first")
+
+    def _user_vectors(self, histories: Sequence[np.ndarray], users: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, histories: Sequence[np.ndarray], users: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_items) dot products between the folded-in user vectors and the item factors."""
+        self._check()
+        u = self._user_vectors(histories, users)
+        return np.asarray(u @ self.item_factors_.T, dtype=np.float32)
+
+    def recommend(
+        self,
+        histories: Sequence[np.ndarray],
+        k: int,
+        exclude: Sequence[np.ndarray] | None = None,
+        users: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return top_k(self.score(histories, users), k, default_exclude(histories, exclude))
+
+    def similar_items(self, item_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarity between item factors, never the item itself."""
+        self._check()
+        f = self.item_factors_
+        norms = np.linalg.norm(f, axis=1)
+        norms[norms == 0] = 1.0
+        item_ids = np.asarray(item_ids, dtype=np.int64)
+        s = (f[item_ids] / norms[item_ids, None]) @ (f / norms[:, None]).T
+        return top_k(np.asarray(s, dtype=np.float32), k, [np.asarray([i]) for i in item_ids])
+
+    def save(self, path: Path) -> None:
+        self._check()
+        state_save(
+            path, params=self.get_params(), arrays={"item_factors": self.item_factors_, "user_factors": self.user_factors_}
+        )
+
+    @classmethod
+    def load(cls, path: Path):
+        params, arrays = state_load(path)
+        eng = cls(**params)
+        eng.item_factors_ = arrays["item_factors"]
+        eng.user_factors_ = arrays.get("user_factors")
+        return eng
+
+
+class ALSEngine(_FactorEngine):
+    """Implicit-feedback ALS (weighted matrix factorisation) via `implicit.als.AlternatingLeastSquares`.
+
+    Hyperparameters [defaults]
+    --------------------------
+    factors [64]            -- latent dimension.
+    regularization [0.05]   -- L2 on the factors.
+    alpha [10.0]            -- confidence scaling: C = 1 + alpha * weight (weights from InteractionData.matrix).
+    iterations [15]         -- ALS sweeps.
+    history_decay [1.0]     -- when folding in a history, item j gets confidence weight
+                               history_decay ** (steps from the latest item); 1.0 = binary.
+    random_state [0], use_gpu [False] (only honoured when implicit has CUDA support).
+
+    Recommendations always fold in the given history (so a known user's newest items count too);
+    `users` is accepted for the interface and ignored.
+    """
+
+    name: ClassVar[str] = "als"
+    param_grid: ClassVar[list[dict[str, Any]]] = [
+        {"factors": 64, "regularization": 0.05, "alpha": 10.0},
+        {"factors": 128, "regularization": 0.05, "alpha": 10.0},
+        {"factors": 128, "regularization": 1.0, "alpha": 20.0},
+    ]
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        history_decay: float = 1.0,
+        random_state: int = 0,
+        use_gpu: bool = False,
+    ) -> None:
+        if factors < 1 or iterations < 1:
+            raise ValueError("factors and iterations must be >= 1")
+        if not 0.0 < history_decay <= 1.0:
+            raise ValueError("history_decay must be in (0, 1]")
+        self.factors = int(factors)
+        self.regularization = float(regularization)
+        self.alpha = float(alpha)
+        self.iterations = int(iterations)
+        self.history_decay = float(history_decay)
+        self.random_state = int(random_state)
+        self.use_gpu = bool(use_gpu)
+        self.item_factors_ = None
+        self.user_factors_ = None
+        self._solver = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "regularization": self.regularization,
+            "alpha": self.alpha,
+            "iterations": self.iterations,
+            "history_decay": self.history_decay,
+            "random_state": self.random_state,
+            "use_gpu": self.use_gpu,
+        }
+
+    def fit(self, data: InteractionData) -> ALSEngine:
+        from implicit.als import AlternatingLeastSquares
+
+        x = sp.csr_matrix(data.matrix, dtype=np.float32)
+        model = AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            use_gpu=self.use_gpu and _gpu_available(),
+            **({} if self.use_gpu and _gpu_available() else {"num_threads": _threads()}),
+        )
+        model.fit(x, show_progress=False)
+        if hasattr(model, "to_cpu") and self.use_gpu and _gpu_available():
+            model = model.to_cpu()
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self._solver = None
+        return self
+
+    def _user_vectors(self, histories: Sequence[np.ndarray], users: np.ndarray | None) -> np.ndarray:
+        if self._solver is None:
+            self._solver = _als_solver(self.factors, self.regularization, self.alpha, self.item_factors_)
+        h = weighted_histories(histories, self.item_factors_.shape[0], self.history_decay)
+        return self._solver.recalculate_user(np.arange(len(histories)), h.astype(np.float32))
+
+
+class BPREngine(_FactorEngine):
+    """Bayesian Personalized Ranking via `implicit.bpr.BayesianPersonalizedRanking` (SGD on pairwise loss).
+
+    Hyperparameters [defaults]
+    --------------------------
+    factors [64], learning_rate [0.05], regularization [0.01], iterations [100], random_state [0],
+    fold_in ["mean"]          -- how a history becomes a user vector at prediction time:
+        "mean"          -- decay-weighted mean of the history items' factors (bias column kept at 1),
+        "least_squares" -- implicit's ALS least-squares user step against the BPR item factors,
+        "learned"       -- the user's trained BPR factors when `users` is given (falls back to "mean"
+                           for unknown users); ignores history items newer than the training data.
+    history_decay [1.0]       -- weight of history item j = history_decay ** (steps from the latest item).
+    fold_in_regularization [0.1] -- L2 for fold_in="least_squares".
+    """
+
+    name: ClassVar[str] = "bpr"
+    param_grid: ClassVar[list[dict[str, Any]]] = [
+        {"fold_in": "learned"},
+        {"fold_in": "mean", "history_decay": 1.0},
+        {"fold_in": "mean", "history_decay": 0.7},
+    ]
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        learning_rate: float = 0.05,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        fold_in: str = "mean",
+        history_decay: float = 1.0,
+        fold_in_regularization: float = 0.1,
+        random_state: int = 0,
+        use_gpu: bool = False,
+    ) -> None:
+        if fold_in not in ("mean", "least_squares", "learned"):
+            raise ValueError("fold_in must be 'mean', 'least_squares' or 'learned'")
+        if factors < 1 or iterations < 1:
+            raise ValueError("factors and iterations must be >= 1")
+        if not 0.0 < history_decay <= 1.0:
+            raise ValueError("history_decay must be in (0, 1]")
+        self.factors = int(factors)
+        self.learning_rate = float(learning_rate)
+        self.regularization = float(regularization)
+        self.iterations = int(iterations)
+        self.fold_in = fold_in
+        self.history_decay = float(history_decay)
+        self.fold_in_regularization = float(fold_in_regularization)
+        self.random_state = int(random_state)
+        self.use_gpu = bool(use_gpu)
+        self.item_factors_ = None
+        self.user_factors_ = None
+        self._solver = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "learning_rate": self.learning_rate,
+            "regularization": self.regularization,
+            "iterations": self.iterations,
+            "fold_in": self.fold_in,
+            "history_decay": self.history_decay,
+            "fold_in_regularization": self.fold_in_regularization,
+            "random_state": self.random_state,
+            "use_gpu": self.use_gpu,
+        }
+
+    def fit(self, data: InteractionData) -> BPREngine:
+        from implicit.bpr import BayesianPersonalizedRanking
+
+        x = sp.csr_matrix(data.matrix, dtype=np.float32)
+        gpu = self.use_gpu and _gpu_available()
+        model = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            use_gpu=gpu,
+            **({} if gpu else {"num_threads": _threads()}),
+        )
+        model.fit(x, show_progress=False)
+        if gpu and hasattr(model, "to_cpu"):
+            model = model.to_cpu()
+        # implicit appends a bias column: item_factors[:, -1] = item bias, user_factors[:, -1] = 1
+        self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
+        self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
+        self._solver = None
+        return self
+
+    def _user_vectors(self, histories: Sequence[np.ndarray], users: np.ndarray | None) -> np.ndarray:
+        n_items, d = self.item_factors_.shape
+        h = weighted_histories(histories, n_items, self.history_decay)
+        if self.fold_in == "least_squares":
+            if self._solver is None:
+                self._solver = _als_solver(d, self.fold_in_regularization, 1.0, self.item_factors_)
+            return self._solver.recalculate_user(np.arange(len(histories)), h.astype(np.float32))
+        sums = np.asarray(h.sum(axis=1)).ravel()
+        sums[sums == 0] = 1.0
+        u = np.asarray((sp.diags(1.0 / sums) @ h) @ self.item_factors_, dtype=np.float32)
+        u[:, -1] = 1.0  # the bias column: every user takes the item bias at full weight
+        if self.fold_in == "learned" and users is not None and self.user_factors_ is not None:
+            users = np.asarray(users, dtype=np.int64)
+            known = (users >= 0) & (users < len(self.user_factors_))
+            u[known] = self.user_factors_[users[known]]
+        return u
