@@ -4,7 +4,8 @@ Run:  .venv/bin/python benchmarks/bench_ingest.py [--events 20000] [--rounds 3] 
 
 For each backend a child process (settings are fixed at start-up) builds a throw-away database
 (SQLite: a temporary file; PostgreSQL: database `recsite_bench`, dropped afterwards), migrates it,
-seeds 500 products and 200 customers, and then alternates, per round:
+seeds 500 products and 200 customers, and then, per round and per batch of 500, runs back to back in
+rotating order (a paired design: load from other jobs on a shared machine hits all of them alike):
 
 - API: the events go through Django's test Client in-process (full middleware stack, DRF, API-key
   authentication, the events throttle, JSON parsing, validation in catalog.services.events_record,
@@ -15,7 +16,8 @@ seeds 500 products and 200 customers, and then alternates, per round:
   model instances built before the clock starts: the database's insert ceiling. A second raw figure
   includes building the instances from already-parsed values.
 
-The events table is emptied between phases; the reported rate is the median over rounds. Writes
+Then the API batches are sent again (all duplicates). The events table is emptied after each round;
+the reported rate is the median over rounds; CPU-time ratios are given for SQLite. Writes
 docs/benchmarks/ingest.md. DEBUG is off (no query logging).
 """
 
@@ -100,14 +102,13 @@ def child(backend: str, n_events: int, rounds: int, profile: bool) -> dict:
         client = Client(HTTP_AUTHORIZATION=f"Api-Key {key}")
         rng = random.Random(7)
 
-        def api_phase(events: list[dict]) -> float:
-            bodies = [json.dumps(events[i : i + BATCH]).encode() for i in range(0, len(events), BATCH)]
-            start = time.perf_counter()
-            for body in bodies:
-                response = client.post("/api/v1/events", data=body, content_type="application/json")
-                if response.status_code != 200:
-                    raise SystemExit(f"API answered {response.status_code}: {response.content[:500]!r}")
-            return time.perf_counter() - start
+        def bodies_of(events: list[dict]) -> list[bytes]:
+            return [json.dumps(events[i : i + BATCH]).encode() for i in range(0, len(events), BATCH)]
+
+        def post(body: bytes) -> None:
+            response = client.post("/api/v1/events", data=body, content_type="application/json")
+            if response.status_code != 200:
+                raise SystemExit(f"API answered {response.status_code}: {response.content[:500]!r}")
 
         def raw_objects(events: list[dict]) -> list:
             return [
@@ -130,58 +131,83 @@ def child(backend: str, n_events: int, rounds: int, profile: bool) -> dict:
                 for e in events
             ]
 
-        def raw_phase(events: list[dict]) -> tuple[float, float]:
-            objs = raw_objects(events)
-            start = time.perf_counter()
-            Event.objects.bulk_create(objs, batch_size=BATCH)
-            insert_only = time.perf_counter() - start
-            events2 = [{**e, "event_id": str(uuid.uuid4())} for e in events]
-            start = time.perf_counter()
-            Event.objects.bulk_create(raw_objects(events2), batch_size=BATCH)
-            with_build = time.perf_counter() - start
-            return insert_only, with_build
-
         def clear_events() -> None:
             with connection.cursor() as cursor:
                 cursor.execute("DELETE FROM catalog_event")
 
-        # warm-up: code paths, caches, prepared statements
-        api_phase(_events(rng, product_ids, list(customer_pk), BATCH))
-        raw_phase(_events(rng, product_ids, list(customer_pk), BATCH))
+        def timed(fn, *args) -> tuple[float, float]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            fn(*args)
+            return time.perf_counter() - wall, time.process_time() - cpu
+
+        paired: list[float] = []  # per batch: raw insert time / API time (API throughput relative to raw)
+
+        def round_(n: int, record: bool = True) -> dict[str, tuple[float, float]]:
+            """Paired design: per batch, the API request, the raw insert and the raw build+insert run
+            back to back in rotating order, so load from other jobs hits all three alike. The raw
+            instances of a batch are built (untimed) just before it, so no phase carries a bigger heap."""
+            api_bodies = bodies_of(_events(rng, product_ids, list(customer_pk), n))
+            raw_events = _events(rng, product_ids, list(customer_pk), n)
+            build_events = _events(rng, product_ids, list(customer_pk), n)
+            totals = {k: [0.0, 0.0] for k in ("api", "raw", "raw_build", "dup")}
+            order = ["api", "raw", "raw_build"]
+            for i, start in enumerate(range(0, n, BATCH)):
+                raw_batch = raw_objects(raw_events[start : start + BATCH])
+                jobs = {
+                    "api": lambda: post(api_bodies[i]),  # noqa: B023 (called within this iteration)
+                    "raw": lambda: Event.objects.bulk_create(raw_batch, batch_size=BATCH),  # noqa: B023
+                    "raw_build": lambda: Event.objects.bulk_create(  # noqa: B023
+                        raw_objects(build_events[start : start + BATCH]),  # noqa: B023
+                        batch_size=BATCH,
+                    ),
+                }
+                order = order[1:] + order[:1]
+                walls = {}
+                for name in order:
+                    wall, cpu = timed(jobs[name])
+                    walls[name] = wall
+                    totals[name][0] += wall
+                    totals[name][1] += cpu
+                if record:
+                    paired.append(walls["raw"] / walls["api"])
+            assert Event.objects.count() == 3 * n
+            for body in api_bodies:  # re-send: every event is a duplicate now
+                wall, cpu = timed(post, body)
+                totals["dup"][0] += wall
+                totals["dup"][1] += cpu
+            assert Event.objects.count() == 3 * n
+            clear_events()
+            return {k: (n / v[0], n / v[1] if v[1] else float("nan")) for k, v in totals.items()}
+
+        round_(BATCH * 2, record=False)  # warm-up: code paths, caches, prepared statements
+
+        per_round = [round_(n_events) for _ in range(rounds)]
+        api_rates = [r["api"][0] for r in per_round]
+        raw_rates = [r["raw"][0] for r in per_round]
+        raw_build_rates = [r["raw_build"][0] for r in per_round]
+        dup_rates = [r["dup"][0] for r in per_round]
+        cpu = {k: [r[k][1] for r in per_round] for k in ("api", "raw", "raw_build")}
+
+        # Where an API request's time goes (cProfile over 10 batches; profiling inflates Python-heavy
+        # parts, so read the shares, not the absolute times).
+        import cProfile
+        import io
+        import pstats
+
+        bodies = bodies_of(_events(rng, product_ids, list(customer_pk), BATCH * 10))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for body in bodies:
+            post(body)
+        profiler.disable()
         clear_events()
-
-        api_rates, raw_rates, raw_build_rates, dup_rates = [], [], [], []
-        for r in range(rounds):
-            events = _events(rng, product_ids, list(customer_pk), n_events)
-            raw_events = _events(rng, product_ids, list(customer_pk), n_events)
-            phases = ["api", "raw"] if r % 2 == 0 else ["raw", "api"]  # alternate to cancel drift
-            for phase in phases:
-                if phase == "api":
-                    api_rates.append(n_events / api_phase(events))
-                    assert Event.objects.count() == n_events
-                    dup_rates.append(n_events / api_phase(events))  # every event a duplicate now
-                    assert Event.objects.count() == n_events
-                else:
-                    insert_only, with_build = raw_phase(raw_events)
-                    raw_rates.append(n_events / insert_only)
-                    raw_build_rates.append(n_events / with_build)
-                clear_events()
-
+        stats = pstats.Stats(profiler)
+        breakdown = _breakdown(stats)
         profile_text = ""
         if profile:
-            import cProfile
-            import io
-            import pstats
-
-            events = _events(rng, product_ids, list(customer_pk), n_events)
-            profiler = cProfile.Profile()
-            profiler.enable()
-            api_phase(events)
-            profiler.disable()
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
             profile_text = out.getvalue()
-            clear_events()
 
         versions = {"vendor": connection.vendor, "server": _server_version(connection)}
         return {
@@ -194,6 +220,9 @@ def child(backend: str, n_events: int, rounds: int, profile: bool) -> dict:
             "api_duplicates": dup_rates,
             "raw": raw_rates,
             "raw_with_build": raw_build_rates,
+            "cpu": cpu,
+            "paired": paired,
+            "breakdown": breakdown,
             "profile": profile_text,
         }
     finally:
@@ -202,6 +231,32 @@ def child(backend: str, n_events: int, rounds: int, profile: bool) -> dict:
         connections.close_all()
         if backend == "postgres":
             _pg_drop()
+
+
+def _breakdown(stats) -> dict[str, float]:
+    """Shares of the request's time: the bulk insert, validation, the three look-ups, the rest of the
+    service, and everything outside the service (HTTP handling, DRF, auth, JSON in and out)."""
+
+    def cumulative(filename_end: str, function: str) -> float:
+        total = 0.0
+        for (filename, _line, name), (_cc, _nc, _tt, ct, _callers) in stats.stats.items():
+            if name == function and filename.replace("\\", "/").endswith(filename_end):
+                total += ct
+        return total
+
+    request = cumulative("django/test/client.py", "post") / 2 or 1e-9  # Client.post wraps RequestFactory.post
+    service = cumulative("catalog/services/events.py", "events_record")
+    insert = cumulative("django/db/models/query.py", "bulk_create")
+    validate = cumulative("catalog/services/events.py", "_validate")
+    lookups = cumulative("django/db/models/query.py", "__iter__")  # the 3 look-up queries iterate
+    return {
+        "bulk insert": insert / request,
+        "validation": validate / request,
+        "look-ups (known ids, products, customers)": lookups / request,
+        "rest of events_record (building instances, results)": max(service - insert - validate - lookups, 0)
+        / request,
+        "outside the service (HTTP, DRF, auth, throttle, JSON)": max(request - service, 0) / request,
+    }
 
 
 def _events(rng: random.Random, product_ids: list[int], customers: list[str], n: int) -> list[dict]:
@@ -344,7 +399,7 @@ def _summary(result: dict) -> dict:
     raw = statistics.median(result["raw"])
     raw_build = statistics.median(result["raw_with_build"])
     dup = statistics.median(result["api_duplicates"])
-    return {
+    out = {
         "api": api,
         "raw": raw,
         "raw_build": raw_build,
@@ -352,20 +407,35 @@ def _summary(result: dict) -> dict:
         "ratio": api / raw,
         "ratio_build": api / raw_build,
     }
+    q = statistics.quantiles(result["paired"], n=4)
+    out["paired"], out["paired_q1"], out["paired_q3"] = q[1], q[0], q[2]
+    # CPU-time ratio: only meaningful where all the work is in this process (SQLite), and less sensitive
+    # to other jobs on a shared machine than wall-clock time.
+    cpu = result.get("cpu") or {}
+    if result["backend"] == "sqlite" and cpu.get("api"):
+        out["cpu_ratio"] = statistics.median(cpu["api"]) / statistics.median(cpu["raw"])
+    return out
 
 
 def _print_result(result: dict) -> None:
     s = _summary(result)
     print(
         f"  {result['db']['server']}, cache {result['cache']}: API {s['api']:,.0f} ev/s, "
-        f"raw bulk_create {s['raw']:,.0f} ev/s (with building instances {s['raw_build']:,.0f}), "
-        f"ratio {s['ratio']:.0%} ({s['ratio_build']:.0%}); re-sent duplicates {s['dup']:,.0f} ev/s"
+        f"raw bulk_create {s['raw']:,.0f} ev/s (with building instances {s['raw_build']:,.0f}); "
+        f"API/raw: per-batch paired median {s['paired']:.0%} (IQR {s['paired_q1']:.0%}-{s['paired_q3']:.0%}), "
+        f"ratio of medians {s['ratio']:.0%}, vs raw incl. building {s['ratio_build']:.0%}"
+        + (f", CPU time {s['cpu_ratio']:.0%}" if "cpu_ratio" in s else "")
+        + f"; re-sent duplicates {s['dup']:,.0f} ev/s"
     )
     print(
         "  per round  API:",
         ", ".join(f"{x:,.0f}" for x in result["api"]),
         " raw:",
         ", ".join(f"{x:,.0f}" for x in result["raw"]),
+    )
+    print(
+        "  where an API request's time goes:",
+        ", ".join(f"{k} {v:.0%}" for k, v in result["breakdown"].items()),
     )
     if result.get("profile"):
         print(result["profile"])
@@ -380,36 +450,60 @@ def _markdown(results: list[dict], args: argparse.Namespace) -> str:
         "",
         f"- Command: `{cmd}`",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        f"- Machine: {os.cpu_count()} CPUs (`nproc` = {_nproc()}), {_cpu_model()}; Python {platform.python_version()}. "
-        "Shared, busy 2-core machine (other jobs running): absolute rates are noisy, the ratio measured in the "
-        "same run is the figure to read.",
-        f"- Workload: {args.events:,} events per phase, {args.rounds} rounds (median reported), batches of {BATCH}; "
+        f"- Machine: `nproc` = {_nproc()}, {_cpu_model()}; Python {platform.python_version()}. "
+        f"Shared, busy machine (load average {_loadavg()} at the end of the run, other engineers' jobs "
+        "running): absolute rates are low and noisy; read the API/raw ratios, measured side by side.",
+        f"- Workload: {args.events:,} events per path per round, {args.rounds} rounds, batches of {BATCH}; "
         "mix 60% view, 15% click (half with impression_id), 10% dwell, 7% add_to_cart, 5% search, 3% purchase; "
         "half carry a customer (looked up by external_id), all a context object.",
-        "- API path: Django test Client in-process (middleware, DRF, API-key auth, throttle, JSON parse, "
-        "validation, 3 look-up queries, one bulk insert per request, JSON answer); no sockets. Raw: "
-        "`Event.objects.bulk_create(objs, batch_size=500)` with instances built beforehand (second figure: "
-        "building them included).",
+        "- API path: Django test Client in-process (middleware, DRF, API-key auth, events throttle, JSON "
+        "parse, validation, 3 look-up queries, one bulk insert per request, JSON answer); no sockets, no "
+        "server process. Raw: `Event.objects.bulk_create(objs, batch_size=500)` with the instances built "
+        "(untimed) just before; a second raw figure includes building them from parsed values.",
+        "- Paired design: for every batch the API request and the two raw inserts run back to back in "
+        "rotating order; 'paired median' is the median over all batches of (raw time / API time), robust "
+        "to load bursts from other jobs. Rates are medians over rounds.",
         "",
-        "| Backend | API events/s | raw bulk_create events/s | API / raw (target >= 50%) | raw incl. building instances | API / that | re-sent duplicates events/s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| Backend | API events/s | raw bulk_create events/s | API / raw, paired median (IQR) - target >= 50% | API / raw, ratio of median rates | raw incl. building instances, events/s | API / that | API / raw in CPU time | re-sent duplicates, events/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         s = _summary(result)
+        cpu = format(s["cpu_ratio"], ".0%") if "cpu_ratio" in s else "n/a (database work is in the server)"
         lines.append(
             f"| {result['db']['server']} (cache: {result['cache']}) | {s['api']:,.0f} | {s['raw']:,.0f} | "
-            f"**{s['ratio']:.0%}** | {s['raw_build']:,.0f} | {s['ratio_build']:.0%} | {s['dup']:,.0f} |"
+            f"**{s['paired']:.0%}** ({s['paired_q1']:.0%}-{s['paired_q3']:.0%}) | {s['ratio']:.0%} | "
+            f"{s['raw_build']:,.0f} | {s['ratio_build']:.0%} | {cpu} | {s['dup']:,.0f} |"
         )
-    lines.append("")
-    lines.append("Per-round rates (events/s):")
-    lines.append("")
+    lines += ["", "Per-round rates (events/s):", ""]
     for result in results:
         lines.append(
             f"- {result['db']['server']}: API {', '.join(f'{x:,.0f}' for x in result['api'])}; "
             f"raw {', '.join(f'{x:,.0f}' for x in result['raw'])}"
         )
+    lines += [
+        "",
+        "Where an API request's time goes (cProfile over 10 batches of 500, same run; profiling inflates "
+        "Python-heavy parts, so these are shares, not timings):",
+        "",
+        "| Backend | " + " | ".join(results[0]["breakdown"]) + " |",
+        "|---|" + "---:|" * len(results[0]["breakdown"]),
+    ]
+    for result in results:
+        lines.append(
+            f"| {result['db']['server']} | "
+            + " | ".join(f"{v:.0%}" for v in result["breakdown"].values())
+            + " |"
+        )
     lines.append("")
     return "\n".join(lines)
+
+
+def _loadavg() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
 
 
 def _nproc() -> str:

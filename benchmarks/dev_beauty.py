@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
     data = InteractionData.from_sequences(train, n_items, item_features=ItemFeatures(attributes=attrs))
     eng = engine_create(name, verbose=True, **params)
     t0 = time.perf_counter()
-    eng.fit(data, validation=(val_h, val_t))
+    eng.fit(data, valid=(val_h, val_t))
     fit_s = time.perf_counter() - t0
     vi, _ = eng.recommend(val_h, 20)
     ti, _ = eng.recommend(test_h, 20)

@@ -30,8 +30,12 @@ class ListingForm(forms.Form):
     def __init__(self, *args, brand_choices: list[tuple[str, str]] = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["brand"].choices = list(brand_choices)
-        self.fields["price_min"].widget.attrs.update({"placeholder": "Min", "inputmode": "decimal", "step": "any"})
-        self.fields["price_max"].widget.attrs.update({"placeholder": "Max", "inputmode": "decimal", "step": "any"})
+        self.fields["price_min"].widget.attrs.update(
+            {"placeholder": "Min", "inputmode": "decimal", "step": "any"}
+        )
+        self.fields["price_max"].widget.attrs.update(
+            {"placeholder": "Max", "inputmode": "decimal", "step": "any"}
+        )
 
     def clean(self) -> dict:
         data = super().clean()
@@ -80,7 +84,9 @@ class CartUpdateForm(forms.Form):
 
 
 class CheckoutForm(forms.Form):
-    name = forms.CharField(max_length=120, strip=True, widget=forms.TextInput(attrs={"autocomplete": "name"}))
+    name = forms.CharField(
+        label="Full name", max_length=120, strip=True, widget=forms.TextInput(attrs={"autocomplete": "name"})
+    )
     email = forms.EmailField(max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 
     def clean_name(self) -> str:
@@ -93,7 +99,9 @@ class CheckoutForm(forms.Form):
 class SignUpForm(UserCreationForm):
     """The auth user plus the shopper profile (all optional) and the personalization choice."""
 
-    email = forms.EmailField(required=True, max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        required=True, max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     age_band = forms.ChoiceField(required=False, choices=Customer.AgeBand.choices, label="Age (optional)")
     gender = forms.ChoiceField(required=False, choices=Customer.Gender.choices, label="Gender (optional)")
     region = forms.CharField(required=False, max_length=64, label="Region (optional)")

@@ -90,7 +90,8 @@ def category_tree_get(*, must_include: int | None = None) -> CategoryTree:
         else:
             children[parent_id].append(cid)
     nodes = {
-        cid: CategoryNode(cid, name, slug, parent_id, tuple(children[cid])) for cid, name, slug, parent_id in rows
+        cid: CategoryNode(cid, name, slug, parent_id, tuple(children[cid]))
+        for cid, name, slug, parent_id in rows
     }
     tree = CategoryTree(nodes=nodes, roots=tuple(sorted(roots, key=lambda i: nodes[i].name.lower())))
     cache.set(CATEGORY_TREE_CACHE_KEY, tree, CATEGORY_TREE_TTL)
@@ -129,7 +130,9 @@ def products_filter(
     """
     qs = products_active()
     if category is not None:
-        qs = qs.filter(category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk))
+        qs = qs.filter(
+            category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk)
+        )
     for word in query.split()[:10]:
         qs = qs.filter(
             Q(title__icontains=word)
@@ -148,7 +151,9 @@ def products_filter(
     return qs
 
 
-def products_sort(*, products: QuerySet[Product], sort: SortKey, query: str = "") -> QuerySet[Product] | list[int]:
+def products_sort(
+    *, products: QuerySet[Product], sort: SortKey, query: str = ""
+) -> QuerySet[Product] | list[int]:
     """Order a listing. Returns a queryset, or for `popular` the ordered list of product ids (the
     popularity scores live in the cache, not in a column, so that sort happens in Python)."""
     if sort == "price_asc":
@@ -166,7 +171,9 @@ def products_sort(*, products: QuerySet[Product], sort: SortKey, query: str = ""
     # column; a title-first ordering is what a keyword search can honestly offer.
     first_word = query.split()[0] if query.split() else ""
     return products.annotate(
-        _title_hit=Case(When(title__icontains=first_word, then=Value(0)), default=Value(1), output_field=IntegerField())
+        _title_hit=Case(
+            When(title__icontains=first_word, then=Value(0)), default=Value(1), output_field=IntegerField()
+        )
     ).order_by("_title_hit", "id")
 
 
@@ -232,12 +239,16 @@ def _popularity(*, since) -> dict[int, int]:
     return scores
 
 
-def products_popular(*, limit: int = 8, exclude_ids: Iterable[int] = (), category: Category | None = None) -> list[Product]:
+def products_popular(
+    *, limit: int = 8, exclude_ids: Iterable[int] = (), category: Category | None = None
+) -> list[Product]:
     """The most popular active, in-stock products (ties and products with no events: newest first)."""
     exclude = set(exclude_ids)
     qs = products_active().filter(stock__gt=0)
     if category is not None:
-        qs = qs.filter(category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk))
+        qs = qs.filter(
+            category_id__in=category_tree_get(must_include=category.pk).descendant_ids(category.pk)
+        )
     scores = product_popularity_get()
     ranked = [pid for pid in sorted(scores, key=lambda p: -scores[p]) if pid not in exclude]
     # Over-fetch: some popular ids may be inactive, out of stock or outside the category.

@@ -23,6 +23,7 @@ from . import selectors
 from .forms import AddToCartForm, CartUpdateForm, CheckoutForm, ListingForm, ProfileForm, SignUpForm
 from .models import Product
 from .services import (
+    CART_SESSION_KEY,
     CartError,
     CheckoutError,
     ProductUnavailable,
@@ -89,7 +90,9 @@ def _listing(request: HttpRequest, *, category=None, search: bool = False) -> di
     raw_page = request.GET.get("page", "1")
     page = paginator.get_page(raw_page)  # non-numbers -> first page, too large -> last page
     if raw_page not in ("", str(page.number)):
-        notices.append(f"There is no page {raw_page[:20]}; showing page {page.number} of {paginator.num_pages}.")
+        notices.append(
+            f"There is no page {raw_page[:20]}; showing page {page.number} of {paginator.num_pages}."
+        )
     items = list(page.object_list)
     if items and isinstance(items[0], int):
         items = selectors.products_in_order(ids=items)
@@ -109,7 +112,10 @@ def _listing(request: HttpRequest, *, category=None, search: bool = False) -> di
         "price_hi": hi,
         "query": query,
         "filters_active": bool(
-            values["brand"] or values["price_min"] is not None or values["price_max"] is not None or values["in_stock"]
+            values["brand"]
+            or values["price_min"] is not None
+            or values["price_max"] is not None
+            or values["in_stock"]
         ),
     }
 
@@ -151,7 +157,9 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "product": product,
             "breadcrumbs": product.category.ancestors(),
-            "attributes": sorted(((str(k).replace("_", " "), v) for k, v in attributes.items()), key=lambda kv: kv[0]),
+            "attributes": sorted(
+                ((str(k).replace("_", " "), v) for k, v in attributes.items()), key=lambda kv: kv[0]
+            ),
             "form": AddToCartForm(initial={"quantity": 1}),
             "in_cart": cart.get(str(product.pk), 0),
         },
@@ -186,9 +194,13 @@ def _safe_next(request: HttpRequest, candidate: str | None, default: str) -> str
 @require_GET
 def cart_detail(request: HttpRequest) -> HttpResponse:
     cart = cart_read(session=request.session)
-    summary = selectors.cart_summary_get(cart=cart, impressions=cart_impressions_read(session=request.session))
+    summary = selectors.cart_summary_get(
+        cart=cart, impressions=cart_impressions_read(session=request.session)
+    )
     if summary.missing_ids:
-        messages.info(request, "Some products in your cart are not sold any more and were left out.")
+        missing = {str(pid) for pid in summary.missing_ids}
+        request.session[CART_SESSION_KEY] = {k: v for k, v in cart.items() if k not in missing}
+        messages.info(request, "Some products in your cart are not sold any more and were removed from it.")
     return render(request, "catalog/cart.html", {"cart": summary})
 
 
@@ -197,7 +209,9 @@ def cart_add(request: HttpRequest, pk: int) -> HttpResponse:
     form = AddToCartForm(request.POST)
     fallback = reverse("catalog:product", args=[pk])
     if not form.is_valid():
-        errors = "; ".join(f"{form.fields[f].label or f}: {e[0]}" if f != "__all__" else e[0] for f, e in form.errors.items())
+        errors = "; ".join(
+            f"{form.fields[f].label or f}: {e[0]}" if f != "__all__" else e[0] for f, e in form.errors.items()
+        )
         messages.error(request, f"Could not add to cart. {errors}")
         return redirect(_safe_next(request, request.POST.get("next"), fallback))
     try:
@@ -226,7 +240,10 @@ def cart_update(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("catalog:cart")
     try:
         change = cart_item_update(
-            session=request.session, product_id=pk, quantity=form.cleaned_data["quantity"], shopper=shopper_from_request(request)
+            session=request.session,
+            product_id=pk,
+            quantity=form.cleaned_data["quantity"],
+            shopper=shopper_from_request(request),
         )
     except CartError as exc:
         messages.error(request, str(exc))
@@ -253,7 +270,9 @@ def cart_remove(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = cart_read(session=request.session)
-    summary = selectors.cart_summary_get(cart=cart, impressions=cart_impressions_read(session=request.session))
+    summary = selectors.cart_summary_get(
+        cart=cart, impressions=cart_impressions_read(session=request.session)
+    )
     if summary.is_empty and request.method == "GET":
         messages.info(request, "Your cart is empty: add something before checking out.")
         return redirect("catalog:cart")
@@ -277,7 +296,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
             else:
                 cart_clear(session=request.session)
                 placed = request.session.get(ORDERS_SESSION_KEY, [])
-                request.session[ORDERS_SESSION_KEY] = ([*placed, order.pk] if isinstance(placed, list) else [order.pk])[-20:]
+                request.session[ORDERS_SESSION_KEY] = (
+                    [*placed, order.pk] if isinstance(placed, list) else [order.pk]
+                )[-20:]
                 messages.success(request, f"Thank you! Your order #{order.pk} is placed.")
                 return redirect("catalog:order", pk=order.pk)
     else:

@@ -165,7 +165,9 @@ def candidates_precompute(
     )
 
 
-def batch_inference_run(*, model_version_id: int | None = None, limit: int | None = None) -> list[PrecomputeResult]:
+def batch_inference_run(
+    *, model_version_id: int | None = None, limit: int | None = None
+) -> list[PrecomputeResult]:
     """Precompute for one version, or for every version enabled personalized widgets serve."""
     if model_version_id is not None:
         versions = list(ModelVersion.objects.filter(pk=model_version_id))

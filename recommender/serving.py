@@ -35,7 +35,7 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections
-from django.db.models import Count, Q
+from django.db.models import Case, FloatField, Q, Sum, Value, When
 from django.utils import timezone
 
 from catalog.models import Category, Customer, Event, OrderLine, Product
@@ -294,14 +294,20 @@ def because_items(
 
 
 def _weighted_counts(qs: Any, n: int) -> list[tuple[int, float]]:
-    rows = qs.filter(product__isnull=False).values("product_id", "type").annotate(n=Count("id"))
-    totals: dict[int, float] = {}
-    for r in rows:
-        totals[r["product_id"]] = (
-            totals.get(r["product_id"], 0.0) + EVENT_WEIGHTS.get(r["type"], 0.5) * r["n"]
-        )
-    ranked = sorted(totals.items(), key=lambda x: (-x[1], x[0]))[:n]
-    return [(int(p), float(s)) for p, s in ranked]
+    """Top-n products by event-type-weighted counts, summed in SQL (type IN (...) uses the (type, timestamp)
+    index for the time window)."""
+    weight = Case(
+        *[When(type=t, then=Value(w)) for t, w in EVENT_WEIGHTS.items()],
+        default=Value(0.0),
+        output_field=FloatField(),
+    )
+    rows = (
+        qs.filter(type__in=list(EVENT_WEIGHTS), product__isnull=False)
+        .values("product_id")
+        .annotate(s=Sum(weight))
+        .order_by("-s", "product_id")[:n]
+    )
+    return [(int(r["product_id"]), float(r["s"])) for r in rows]
 
 
 def trending_list(n: int = 200) -> list[tuple[int, float]]:
@@ -319,10 +325,23 @@ def trending_list(n: int = 200) -> list[tuple[int, float]]:
 
 
 def popular_list(n: int = 200) -> list[tuple[int, float]]:
-    """All-time purchases (then add-to-carts, views) as a popularity score; newest products if no events."""
+    """Popularity: the active `popular` engine's ranking (the pop engine, no database scan) when one is
+    trained, else weighted event counts of the last 90 days; topped up with the newest products."""
+    engine = strategy_engine("popular")
+    version = model_version_active(engine=engine) if engine else None
+    if version is not None:
+        loaded = model_load(version)
+        if loaded is not None:
+            try:
+                ids, scores = loaded.engine.recommend([np.zeros(0, dtype=np.int64)], n)
+                rows = _to_pids(loaded, np.asarray(ids)[0], np.asarray(scores)[0])
+                if rows:
+                    return rows
+            except Exception:
+                logger.warning("popularity engine %s raised; counting events instead", version, exc_info=True)
 
     def compute() -> list[tuple[int, float]]:
-        rows = _weighted_counts(Event.objects.filter(timestamp__gte=timezone.now() - timedelta(days=365)), n)
+        rows = _weighted_counts(Event.objects.filter(timestamp__gte=timezone.now() - timedelta(days=90)), n)
         if len(rows) < n:
             seen = {p for p, _ in rows}
             extra = (

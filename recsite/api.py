@@ -132,7 +132,8 @@ def _token_from_json_body(request: HttpRequest) -> str | None:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         return None
-    if not length or length > events_body_max_bytes():
+    # Beacons are small (browsers cap them at about 64 KiB); never read a body Django would refuse.
+    if not length or length > (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or events_body_max_bytes()):
         return None
     body = request.body  # cached by Django; DRF's parser reads it again from memory
     if CSRF_FIELD.encode() not in body:

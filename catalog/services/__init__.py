@@ -2,7 +2,7 @@
 
 Import as `from catalog.services import events_record`.
 """
-from .events import EventResult, EventsRecordResult, events_record  # noqa: F401
+
 from .cart import (  # noqa: F401
     CART_SESSION_KEY,
     IMPRESSIONS_SESSION_KEY,
@@ -24,4 +24,6 @@ from .customers import (  # noqa: F401
     shopper_from_request,
     visitor_link,
 )
+from .events import EventResult, EventsRecordResult, events_record  # noqa: F401
 from .orders import CheckoutError, order_place  # noqa: F401
+from .seed import SCALES, SeedResult, demo_data_delete, demo_data_present, demo_data_seed  # noqa: F401

@@ -82,7 +82,9 @@ def _clean_impression(value: str | uuid.UUID | None) -> str | None:
 
 
 def _product(product_id: int) -> Product:
-    product = Product.objects.filter(pk=product_id, is_active=True).only("id", "title", "price", "stock").first()
+    product = (
+        Product.objects.filter(pk=product_id, is_active=True).only("id", "title", "price", "stock").first()
+    )
     if product is None:
         raise ProductUnavailable("Sorry, that product is not available any more.")
     return product
@@ -105,7 +107,9 @@ def _record(
     result = events_record(events=[event])
     if result.rejected:
         # Never silent: the cart change stands, but the lost event is logged with its reason.
-        logger.warning("%s event for product %s rejected: %s", event_type, product.pk, result.results[0].errors)
+        logger.warning(
+            "%s event for product %s rejected: %s", event_type, product.pk, result.results[0].errors
+        )
     return result
 
 
@@ -133,7 +137,9 @@ def cart_item_add(
     key = str(product.pk)
     current = cart.get(key, 0)
     if key not in cart and len(cart) >= MAX_CART_LINES:
-        raise CartError(f"Your cart is full ({MAX_CART_LINES} different products). Check out or remove some first.")
+        raise CartError(
+            f"Your cart is full ({MAX_CART_LINES} different products). Check out or remove some first."
+        )
     new_quantity = current + quantity
     if new_quantity > MAX_LINE_QUANTITY:
         raise CartError(f"You can buy at most {MAX_LINE_QUANTITY} of one product per order.")
@@ -161,7 +167,12 @@ def cart_item_update(
     *, session: MutableMapping[str, Any], product_id: int, quantity: int, shopper: Shopper
 ) -> CartChange:
     """Set a line's quantity (0 removes it). Records add_to_cart or remove_from_cart for the difference."""
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0 or quantity > MAX_LINE_QUANTITY:
+    if (
+        isinstance(quantity, bool)
+        or not isinstance(quantity, int)
+        or quantity < 0
+        or quantity > MAX_LINE_QUANTITY
+    ):
         raise CartError(f"Quantity must be a whole number between 0 and {MAX_LINE_QUANTITY}.")
     cart = cart_read(session=session)
     key = str(product_id)
@@ -177,7 +188,9 @@ def cart_item_update(
         product = _product(product_id)
     except ProductUnavailable:
         _write(session, {k: v for k, v in cart.items() if k != key}, impressions)
-        raise ProductUnavailable("That product is not sold any more; it was removed from your cart.") from None
+        raise ProductUnavailable(
+            "That product is not sold any more; it was removed from your cart."
+        ) from None
     if quantity > current and quantity > product.stock:
         raise CartError(f"Only {product.stock} of “{product.title}” left in stock.")
     cart[key] = quantity

@@ -75,10 +75,14 @@ def order_place(
             elif product.stock <= 0:
                 problems.append(f"“{product.title}” is out of stock; please remove it from your cart.")
             elif quantity > product.stock:
-                problems.append(f"Only {product.stock} of “{product.title}” left in stock (your cart has {quantity}).")
+                problems.append(
+                    f"Only {product.stock} of “{product.title}” left in stock (your cart has {quantity})."
+                )
         currencies = {p.currency for p in products.values()}
         if not problems and len(currencies) > 1:
-            problems.append("Your cart mixes currencies; please order items priced in different currencies separately.")
+            problems.append(
+                "Your cart mixes currencies; please order items priced in different currencies separately."
+            )
         if problems:
             raise CheckoutError(problems)
 

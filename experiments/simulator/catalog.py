@@ -184,12 +184,48 @@ ATTRIBUTE_VALUES: dict[str, tuple] = {
     "roast": ("light", "medium", "dark", "espresso"),
     "room_m2": (20, 35, 50, 80),
 }
+# Per-leaf values where the generic list would be silly (a 65" laptop, a 65 W blender).
+LEAF_ATTRIBUTE_VALUES: dict[tuple[str, str], tuple] = {
+    ("Laptops", "screen_in"): (13.3, 14, 15.6, 16),
+    ("Laptop Bags", "screen_in"): (13, 14, 15.6, 16),
+    ("Monitors", "screen_in"): (24, 27, 32, 34),
+    ("TVs", "screen_in"): (43, 50, 55, 65, 75),
+    ("Monitors", "resolution"): ("1080p", "1440p", "4K"),
+    ("Streaming Sticks", "resolution"): ("1080p", "4K"),
+    ("Speakers", "wattage"): (10, 20, 40, 60),
+    ("Chargers", "wattage"): (20, 30, 65, 100),
+    ("Soundbars", "wattage"): (120, 200, 300, 450),
+    ("Coffee Machines", "wattage"): (1150, 1350, 1500),
+    ("Coffee Grinders", "wattage"): (150, 200, 250),
+    ("Kettles", "wattage"): (2000, 2200, 3000),
+    ("Toasters", "wattage"): (800, 950, 1100),
+    ("Blenders", "wattage"): (600, 1000, 1400),
+    ("Air Fryers", "wattage"): (1400, 1700, 2000),
+    ("Fans", "wattage"): (35, 45, 60),
+    ("Heaters", "wattage"): (1500, 2000, 2500),
+    ("Hair Dryers", "wattage"): (1600, 2000, 2300),
+    ("Camera Bags", "capacity_l"): (8, 12, 16, 24),
+    ("Coffee Machines", "capacity_l"): (1.2, 1.5, 1.8),
+    ("Kettles", "capacity_l"): (1.0, 1.5, 1.7),
+    ("Blenders", "capacity_l"): (1.2, 1.5, 2.0),
+    ("Air Fryers", "capacity_l"): (3.5, 4.5, 5.5, 6.2),
+    ("Memory Cards", "capacity"): ("64 GB", "128 GB", "256 GB", "512 GB"),
+    ("External Drives", "capacity"): ("500 GB", "1 TB", "2 TB", "4 TB"),
+    ("Earbuds", "battery_h"): (5, 6, 8, 10),
+    ("Headphones", "battery_h"): (20, 30, 40, 60),
+    ("Vacuum Cleaners", "battery_h"): (0.75, 1, 1.5),
+    ("Robot Vacuums", "battery_h"): (1.5, 2, 3),
+    ("Electric Toothbrushes", "battery_h"): (14, 21, 30),
+    ("Shavers", "battery_h"): (1, 1.5, 2),
+    ("Smartphones", "megapixels"): (12, 48, 50, 108, 200),
+    ("Digital Cameras", "megapixels"): (20, 24, 33, 45, 61),
+}
 UNITS = {"wattage": " W", "battery_h": " h", "length_m": " m", "capacity_l": " l", "screen_in": '"', "ram_gb": " GB RAM",
          "storage_gb": " GB", "megapixels": " MP", "capacity_mah": " mAh", "room_m2": " m²", "max_screen_in": '"'}
 TITLE_ATTR = ("megapixels", "capacity", "screen_in", "focal_length", "wattage", "capacity_mah", "roast", "resolution")
 MODEL_PREFIXES = ("X", "Z", "S", "Pro ", "Air ", "One ", "Max ", "Neo ", "Go ", "Lite ")
 DESCRIPTIONS = (
-    "The {brand} {title} is a {tier_word} {noun_l} built for everyday use. {attr_sentence}",
+    "The {title} is a {tier_word} {noun_l} built for everyday use. {attr_sentence}",
     "Meet the {title}: {brand}'s {tier_word} take on the {noun_l}. {attr_sentence} Backed by a two-year warranty.",
     "{brand} designed the {title} for people who want a dependable {noun_l}. {attr_sentence}",
     "A {tier_word} {noun_l} from {brand}. {attr_sentence} Free returns within 30 days.",
@@ -400,7 +436,7 @@ def catalog_generate(*, n_products: int, seed: int, window_days: float = 60.0) -
         skus.append(f"{spec.code}-{i + 1:06d}")
         attrs: dict = {}
         for key in spec.attrs:
-            values = ATTRIBUTE_VALUES[key]
+            values = LEAF_ATTRIBUTE_VALUES.get((spec.name, key), ATTRIBUTE_VALUES[key])
             v = values[rng.integers(len(values))]
             attrs[key] = v.item() if hasattr(v, "item") else v
         if "colour" in attrs:

@@ -387,6 +387,7 @@ class ShopperModel:
         self._comp_cum = np.cumsum(catalog.complements, axis=1)
         self._static = self.params.w_appeal * catalog.appeal
         self._all_items = np.arange(catalog.n_products)
+        self._comp_rows = catalog.complements.tolist()
         # plain-Python copies for scalar lookups in the hot loop (numpy scalar indexing is slow)
         self._leaf = catalog.leaf.tolist()
         self._price = catalog.price.tolist()
@@ -501,7 +502,7 @@ class ShopperModel:
             if not scan:
                 impressions.append(RecImpression(where, t, tuple(shown), -1))
                 return -1
-            rel = util.relevance(np.asarray(shown), intent, context_items)
+            rel = util.relevance(shown, intent, context_items)
             clicked, exam = -1, p.exam_first
             for pos, item in enumerate(shown):
                 if rand() >= exam:
@@ -658,7 +659,7 @@ class _Utility:
     """One shopper's utilities during one visit (tastes are fixed within a visit), cached per leaf."""
 
     __slots__ = ("m", "brand_row", "style_u", "colour_row", "tier_row", "ps", "day", "aff", "aff_mean", "_leaf",
-                 "_full")
+                 "_full", "aff_list")
     # Up to this many products, one vectorised pass over the whole catalog per visit is cheaper than
     # many small ones; above it, utilities are computed per category as the shopper browses.
     FULL_LIMIT = 5000
@@ -673,6 +674,7 @@ class _Utility:
         self.day = day
         self.aff = population.leaf_aff[u]
         self.aff_mean = float(self.aff.mean())
+        self.aff_list = self.aff.tolist()
         self._leaf: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._full = None
         if model.catalog.n_products <= self.FULL_LIMIT:
@@ -730,13 +732,21 @@ class _Utility:
                     g[j] -= 1.5
         return int(items[int(np.argmax(g))])
 
-    def relevance(self, items: np.ndarray, intent: int, context_items: list[int]) -> list[float]:
-        """How attractive recommended `items` are right now: utility + category taste + intent match."""
+    def relevance(self, items: list[int], intent: int, context_items: list[int]) -> list[float]:
+        """How attractive recommended `items` are right now: utility + category taste + intent match
+        (the session's intent leaf, or a complement of the product on screen / in the cart)."""
         m = self.m
-        c, p = m.catalog, m.params
-        leaf = c.leaf[items]
-        rel = self(items) + 0.8 * (self.aff[leaf] - self.aff_mean) + p.intent_bonus * (leaf == intent)
-        if context_items:
-            comp = c.complements[c.leaf[np.asarray(context_items)]].max(axis=0)
-            rel = rel + p.complement_bonus * comp[leaf]
-        return rel.tolist()
+        p = m.params
+        leaf_of, aff, comp = m._leaf, self.aff_list, m._comp_rows
+        util = self(np.asarray(items)).tolist()
+        ctx_leaves = {leaf_of[i] for i in context_items}
+        out = []
+        for j, item in enumerate(items):
+            leaf = leaf_of[item]
+            score = util[j] + 0.8 * (aff[leaf] - self.aff_mean)
+            if leaf == intent:
+                score += p.intent_bonus
+            if ctx_leaves:
+                score += p.complement_bonus * max(comp[cl][leaf] for cl in ctx_leaves)
+            out.append(score)
+        return out

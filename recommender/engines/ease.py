@@ -36,7 +36,11 @@ class EASEEngine:
     """
 
     name: ClassVar[str] = "ease"
-    param_grid: ClassVar[dict[str, list[Any]]] = {"l2": [50.0, 200.0, 800.0]}
+    # l2 outermost so consecutive grid points share one solve (see `_last_solve`)
+    param_grid: ClassVar[dict[str, list[Any]]] = {"l2": [20.0, 60.0, 200.0], "history_decay": [1.0, 0.85]}
+    # One-entry cache of the last solve: tuning `history_decay` for a fixed l2 reuses B instead of
+    # re-inverting. Holds a strong reference to the training matrix so the key cannot be recycled.
+    _last_solve: ClassVar[tuple[Any, ...] | None] = None
 
     def __init__(self, *, l2: float = 200.0, history_decay: float = 1.0, dtype: str = "float32") -> None:
         if l2 <= 0:
@@ -53,7 +57,22 @@ class EASEEngine:
     def get_params(self) -> dict[str, Any]:
         return {"l2": self.l2, "history_decay": self.history_decay, "dtype": self.dtype}
 
+    @classmethod
+    def cache_clear(cls) -> None:
+        """Drop the cached last solve (frees n_items^2 floats)."""
+        EASEEngine._last_solve = None
+
     def fit(self, data: InteractionData) -> EASEEngine:
+        cached = EASEEngine._last_solve
+        if cached is not None and cached[0] is data.matrix and cached[1] == (self.l2, self.dtype):
+            self.B_ = cached[2]  # read-only use: scoring never writes into B
+            return self
+        EASEEngine._last_solve = None
+        self.B_ = self._solve(data)
+        EASEEngine._last_solve = (data.matrix, (self.l2, self.dtype), self.B_)
+        return self
+
+    def _solve(self, data: InteractionData) -> np.ndarray:
         x = sp.csr_matrix(data.matrix, dtype=np.float64)
         x.data[:] = 1.0
         g = (x.T @ x).toarray().astype(self.dtype)
@@ -70,8 +89,7 @@ class EASEEngine:
         diag = np.diag(p).copy()
         p /= -diag[None, :]
         p[np.diag_indices_from(p)] = 0.0
-        self.B_ = p
-        return self
+        return p
 
     def _check(self) -> None:
         if self.B_ is None:

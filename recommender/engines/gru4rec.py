@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .torch_utils import NextItemTorchEngine
+from .torch_utils import NextItemTorchEngine, attribute_matrix
 
 
 class GRU4RecNet(nn.Module):
@@ -42,6 +42,7 @@ class GRU4RecNet(nn.Module):
         if attr_table is not None:
             self.register_buffer("attr_table", torch.as_tensor(attr_table), persistent=True)
             self.attr_emb = nn.Embedding(n_attrs + 1, d, padding_idx=0)
+            self._attr_mat = None  # sparse item -> attribute matrix, built lazily on the right device
         else:
             self.attr_table = None
             self.attr_emb = None
@@ -52,9 +53,9 @@ class GRU4RecNet(nn.Module):
     def item_table(self) -> torch.Tensor:
         e = self.item_emb.weight
         if self.attr_emb is not None:
-            a = self.attr_emb(self.attr_table)
-            cnt = (self.attr_table > 0).sum(1, keepdim=True).clamp(min=1)
-            e = e + a.sum(1) / cnt
+            if self._attr_mat is None or self._attr_mat.device != e.device:
+                self._attr_mat = attribute_matrix(self.attr_table)
+            e = e + torch.sparse.mm(self._attr_mat, self.attr_emb.weight)  # + mean attribute embedding
         return e
 
     def forward(self, seq: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:

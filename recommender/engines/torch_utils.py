@@ -168,6 +168,22 @@ def holdout_split(
     return seqs, hist, np.asarray(tgt, dtype=np.int64)
 
 
+def validation_cases(valid: Any) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+    """(histories, targets, excluded) from an EvalSet-like object, a (histories, targets) tuple or None.
+    Cases without a target in the catalogue range are dropped by the caller's metric (target -1)."""
+    if valid is None:
+        return [], np.zeros(0, dtype=np.int64), []
+    if isinstance(valid, tuple):
+        hist, targets, excluded = valid[0], valid[1], (valid[2] if len(valid) > 2 else None)
+    else:
+        hist, targets, excluded = valid.histories, valid.targets, getattr(valid, "excluded", None)
+    hist = [np.asarray(h, dtype=np.int64) for h in hist]
+    tgt = np.asarray([int(np.ravel(t)[0]) if np.size(t) else -1 for t in targets], dtype=np.int64)
+    ex = hist if excluded is None else [np.asarray(e, dtype=np.int64) for e in excluded]
+    keep = np.flatnonzero(tgt >= 0)
+    return [hist[i] for i in keep], tgt[keep], [ex[i] for i in keep]
+
+
 def ndcg_at_k(scores: np.ndarray, targets: np.ndarray, histories: Sequence[np.ndarray], k: int = 10) -> float:
     """Full-ranking NDCG@k of `targets` under `scores` (n, n_items), history items masked (the
     leave-one-out protocol). Ties count against the target (pessimistic)."""
@@ -273,11 +289,14 @@ class NextItemTorchEngine:
 
     # ------------------------------------------------------------------------------------- training
 
-    def fit(self, data: Any, *, validation: tuple[Sequence[np.ndarray], np.ndarray] | None = None) -> Any:
+    def fit(self, data: Any, *, valid: Any = None) -> Any:
         """Train on `data` (InteractionData).
 
-        validation: optional (histories, target item indices) for early stopping on NDCG@10; without
-        it, the last item of a random sample of training sequences is held out and used instead.
+        valid: optional validation cases for early stopping on NDCG@10 (full ranking): an object with
+        `histories`, `targets` (one array of target items per case, the first is used) and optionally
+        `excluded` (items masked per case; default the history), such as evaluation.protocols.EvalSet, or a
+        tuple (histories, targets). Without it, the last item of a random sample of training sequences
+        is held out of training and used instead. Test cases must never be passed here.
         """
         import time
 
@@ -291,17 +310,15 @@ class NextItemTorchEngine:
         dense = self._dense_features(data)
 
         seqs = self._training_sequences(data)
-        if validation is None and self.epochs > 0 and self.val_fraction > 0:
+        val_h, val_t, val_x = validation_cases(valid)
+        if valid is None and self.epochs > 0 and self.val_fraction > 0:
             seqs, val_h, val_t = holdout_split(seqs, self.val_fraction, self.val_max_users, self.seed)
-        elif validation is not None:
-            val_h = [np.asarray(h, dtype=np.int64) for h in validation[0]]
-            val_t = np.asarray(validation[1], dtype=np.int64)
-            if len(val_t) > self.val_max_users:  # a fixed random subset keeps per-epoch validation cheap
-                rng = np.random.default_rng(self.seed)
-                pick = np.sort(rng.choice(len(val_t), self.val_max_users, replace=False))
-                val_h, val_t = [val_h[i] for i in pick], val_t[pick]
-        else:
-            val_h, val_t = [], np.zeros(0, dtype=np.int64)
+            val_x = val_h
+        elif len(val_t) > self.val_max_users:  # a fixed random subset keeps per-epoch validation cheap
+            pick = np.sort(
+                np.random.default_rng(self.seed).choice(len(val_t), self.val_max_users, replace=False)
+            )
+            val_h, val_t, val_x = [val_h[i] for i in pick], val_t[pick], [val_x[i] for i in pick]
 
         inputs, targets = training_windows(seqs, self.max_len)
         lengths = (inputs > 0).sum(1)
@@ -338,7 +355,7 @@ class NextItemTorchEngine:
             msg = f"{self.name} epoch {epoch + 1} loss {total / max(count, 1):.4f} ({epoch_times[-1]:.1f}s)"
             if len(val_t):
                 self._on_weights_changed()
-                val = ndcg_at_k(self._scores(val_h), val_t, val_h, 10)
+                val = ndcg_at_k(self._scores(val_h), val_t, val_x, 10)
                 stop = stopper.step(epoch, val, net)
                 msg += f" val NDCG@10 {val:.4f}"
             if self.verbose:
@@ -445,6 +462,10 @@ class NextItemTorchEngine:
         """(n_histories, n_items) scores of every item (higher = more likely next); for rankers."""
         return self._scores(histories)
 
+    def score(self, histories: Sequence[np.ndarray], users: np.ndarray | None = None) -> np.ndarray:
+        """Dense (n_histories, n_items) scores, history NOT masked (the evaluation runner masks)."""
+        return self._scores(histories)
+
     def recommend(
         self,
         histories: Sequence[np.ndarray],
@@ -507,9 +528,9 @@ class NextItemTorchEngine:
 
         try:
             blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-        except (RuntimeError, ValueError, EOFError, OSError) as exc:
-            if isinstance(exc, FileNotFoundError):
-                raise
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # torch raises UnpicklingError / RuntimeError / EOFError for foreign files
             raise ValueError(f"{path} is not a readable {cls.name} model file: {exc}") from exc
         if not isinstance(blob, dict) or blob.get("engine") != cls.name:
             found = blob.get("engine") if isinstance(blob, dict) else type(blob).__name__
@@ -537,3 +558,17 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def attribute_matrix(attr_table: torch.Tensor) -> torch.Tensor:
+    """Sparse (n_items + 1, n_attrs + 1) row-normalised item -> attribute matrix from an attribute-id
+    table (see `attributes_tensor`), so that `A @ attr_emb.weight` is each item's mean attribute embedding
+    (far cheaper than gathering a dense (n_items, max_attrs, d) tensor on every training step)."""
+    rows, slots = torch.nonzero(attr_table > 0, as_tuple=True)
+    cols = attr_table[rows, slots]
+    cnt = (attr_table > 0).sum(1).clamp(min=1).float()
+    vals = 1.0 / cnt[rows]
+    shape = (attr_table.shape[0], int(attr_table.max()) + 1 if attr_table.numel() else 1)
+    return torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), vals, size=shape, check_invariants=False
+    ).coalesce()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .torch_utils import NextItemTorchEngine
+from .torch_utils import NextItemTorchEngine, attribute_matrix
 
 
 class TwoTowerNet(nn.Module):
@@ -41,6 +41,7 @@ class TwoTowerNet(nn.Module):
         if attr_table is not None:
             self.register_buffer("attr_table", torch.as_tensor(attr_table), persistent=True)
             self.attr_emb = nn.Embedding(n_attrs + 1, d, padding_idx=0)
+            self._attr_mat = None  # sparse item -> attribute matrix, built lazily on the right device
         else:
             self.attr_table = None
             self.attr_emb = None
@@ -58,8 +59,9 @@ class TwoTowerNet(nn.Module):
     def item_table(self) -> torch.Tensor:
         e = self.item_emb.weight
         if self.attr_emb is not None:
-            a = self.attr_emb(self.attr_table)
-            e = e + a.sum(1) / (self.attr_table > 0).sum(1, keepdim=True).clamp(min=1)
+            if self._attr_mat is None or self._attr_mat.device != e.device:
+                self._attr_mat = attribute_matrix(self.attr_table)
+            e = e + torch.sparse.mm(self._attr_mat, self.attr_emb.weight)  # + mean attribute embedding
         if self.dense_proj is not None:
             e = e + self.dense_proj(self.dense)
         e = e + self.item_mlp(e)

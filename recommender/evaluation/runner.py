@@ -390,6 +390,9 @@ def evaluate_engine(
     metrics, slices, groups, gaps = metrics_compute(
         scored.top_ids[:, : max(k_values)], scored.auc, split.test, split.train_final, k_values=k_values
     )
+    clear = getattr(cls, "cache_clear", None)  # engines may cache solves across grid points (EASE)
+    if callable(clear):
+        clear()
     if predictions_path is not None:
         predictions_write(
             predictions_path,

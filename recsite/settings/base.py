@@ -207,3 +207,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Serving (recommender.serving) ---
+# Impressions: False = one bulk insert per request inside it; True = a buffered background writer per
+# process (bulk inserts every 0.5 s), what `make serve` uses. Batch-precomputed candidates live this long.
+RECSITE_IMPRESSIONS_ASYNC = env.bool("RECSITE_IMPRESSIONS_ASYNC", default=False)
+RECSITE_BATCH_TTL = env.int("RECSITE_BATCH_TTL", default=24 * 3600)

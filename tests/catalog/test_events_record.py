@@ -201,3 +201,19 @@ def test_query_count_does_not_grow_with_batch_size():
 
 def test_empty_batch_is_a_no_op():
     assert events_record(events=[]) == EventsRecordResult(0, 0, 0, ())
+
+
+def test_every_documented_field_has_a_parser():
+    from catalog.services.events import _PARSERS, FIELDS
+
+    assert set(_PARSERS) | {"event_id", "type"} == set(FIELDS)
+
+
+def test_stored_event_gets_received_at_and_defaults():
+    product = ProductFactory()
+    before = timezone.now()
+    events_record(events=[_event(product_id=product.pk)])
+    stored = Event.objects.get()
+    assert stored.received_at >= before
+    assert (stored.quantity, stored.context, stored.query, stored.session_id) == (1, {}, "", "")
+    assert stored.price is None and stored.rating is None and stored.impression_id is None

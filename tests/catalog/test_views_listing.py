@@ -25,13 +25,30 @@ def shop():
     brew = BrandFactory(name="Brewster", slug="brewster")
     kairo = BrandFactory(name="Kairo", slug="kairo")
     p = {
-        "cheap_kettle": ProductFactory(title="Kairo kettle", category=kettles, brand=kairo, price=Decimal("19.00")),
-        "steel_kettle": ProductFactory(title="Brewster steel kettle", category=kettles, brand=brew, price=Decimal("59.00")),
-        "espresso": ProductFactory(title="Brewster espresso machine", category=coffee, brand=brew, price=Decimal("399.00"),
-                                   description="Makes great crema."),
+        "cheap_kettle": ProductFactory(
+            title="Kairo kettle", category=kettles, brand=kairo, price=Decimal("19.00")
+        ),
+        "steel_kettle": ProductFactory(
+            title="Brewster steel kettle", category=kettles, brand=brew, price=Decimal("59.00")
+        ),
+        "espresso": ProductFactory(
+            title="Brewster espresso machine",
+            category=coffee,
+            brand=brew,
+            price=Decimal("399.00"),
+            description="Makes great crema.",
+        ),
         "speaker": ProductFactory(title="Kairo speaker", category=other, brand=kairo, price=Decimal("49.00")),
     }
-    return {"root": root, "kettles": kettles, "coffee": coffee, "other": other, "brew": brew, "kairo": kairo, **p}
+    return {
+        "root": root,
+        "kettles": kettles,
+        "coffee": coffee,
+        "other": other,
+        "brew": brew,
+        "kairo": kairo,
+        **p,
+    }
 
 
 def _titles(response) -> list[str]:
@@ -50,13 +67,18 @@ def test_category_lists_products_of_subcategories_and_links_them(client, shop):
 def test_brand_and_price_filters(client, shop):
     url = reverse("catalog:category", args=["kitchen"])
     assert _titles(client.get(url, {"brand": "brewster", "price_max": "100"})) == ["Brewster steel kettle"]
-    assert sorted(_titles(client.get(url, {"price_min": "50"}))) == ["Brewster espresso machine", "Brewster steel kettle"]
+    assert sorted(_titles(client.get(url, {"price_min": "50"}))) == [
+        "Brewster espresso machine",
+        "Brewster steel kettle",
+    ]
     both = client.get(url, {"brand": ["brewster", "kairo"], "sort": "price_asc"})
     assert _titles(both) == ["Kairo kettle", "Brewster steel kettle", "Brewster espresso machine"]
 
 
 def test_swapped_price_range_is_understood(client, shop):
-    response = client.get(reverse("catalog:category", args=["kitchen"]), {"price_min": "100", "price_max": "50"})
+    response = client.get(
+        reverse("catalog:category", args=["kitchen"]), {"price_min": "100", "price_max": "50"}
+    )
     assert _titles(response) == ["Brewster steel kettle"]
 
 
@@ -94,8 +116,20 @@ def test_sort_by_price_newest_and_popularity(client, shop):
     assert _titles(client.get(url, {"sort": "newest"}))[0] == "Kairo kettle"
     now = timezone.now()
     Event.objects.bulk_create(
-        [Event(event_id=uuid.uuid4(), type="purchase", product=shop["steel_kettle"], visitor_id="v1", timestamp=now)]
-        + [Event(event_id=uuid.uuid4(), type="view", product=shop["espresso"], visitor_id="v1", timestamp=now)]
+        [
+            Event(
+                event_id=uuid.uuid4(),
+                type="purchase",
+                product=shop["steel_kettle"],
+                visitor_id="v1",
+                timestamp=now,
+            )
+        ]
+        + [
+            Event(
+                event_id=uuid.uuid4(), type="view", product=shop["espresso"], visitor_id="v1", timestamp=now
+            )
+        ]
     )
     # purchases weigh more than views
     assert _titles(client.get(url, {"sort": "popular"})) == [
@@ -123,7 +157,10 @@ def test_pagination(client, shop):
 def test_search_matches_title_description_brand_and_category(client, shop):
     url = reverse("catalog:search")
     assert _titles(client.get(url, {"q": "crema"})) == ["Brewster espresso machine"]
-    assert sorted(_titles(client.get(url, {"q": "brewster"}))) == ["Brewster espresso machine", "Brewster steel kettle"]
+    assert sorted(_titles(client.get(url, {"q": "brewster"}))) == [
+        "Brewster espresso machine",
+        "Brewster steel kettle",
+    ]
     assert sorted(_titles(client.get(url, {"q": "kettles"}))) == ["Brewster steel kettle", "Kairo kettle"]
     assert _titles(client.get(url, {"q": "kairo speaker"})) == ["Kairo speaker"]
 
@@ -152,14 +189,20 @@ def test_overlong_query_is_refused_politely(client, shop):
 def test_products_popular_skips_inactive_out_of_stock_and_excluded(shop):
     now = timezone.now()
     Event.objects.bulk_create(
-        [Event(event_id=uuid.uuid4(), type="purchase", product=p, visitor_id="v", timestamp=now)
-         for p in (shop["espresso"], shop["speaker"], shop["steel_kettle"])]
+        [
+            Event(event_id=uuid.uuid4(), type="purchase", product=p, visitor_id="v", timestamp=now)
+            for p in (shop["espresso"], shop["speaker"], shop["steel_kettle"])
+        ]
     )
     Product.objects.filter(pk=shop["speaker"].pk).update(stock=0)
     Product.objects.filter(pk=shop["espresso"].pk).update(is_active=False)
     popular = selectors.products_popular(limit=2, exclude_ids=[shop["cheap_kettle"].pk])
     assert popular[0] == shop["steel_kettle"]
-    assert shop["speaker"] not in popular and shop["espresso"] not in popular and shop["cheap_kettle"] not in popular
+    assert (
+        shop["speaker"] not in popular
+        and shop["espresso"] not in popular
+        and shop["cheap_kettle"] not in popular
+    )
 
 
 def test_new_category_shows_up_despite_the_cached_tree(client, shop):
@@ -167,3 +210,16 @@ def test_new_category_shows_up_despite_the_cached_tree(client, shop):
     toasters = CategoryFactory(name="Toasters", slug="toasters", parent=shop["root"])
     ProductFactory(title="Kairo toaster", category=toasters)
     assert _titles(client.get(reverse("catalog:category", args=["toasters"]))) == ["Kairo toaster"]
+
+
+def test_listing_query_count_does_not_grow_with_products(client, shop, django_assert_max_num_queries):
+    url = reverse("catalog:category", args=["kettles"])
+    client.get(url)  # warm the category tree and popularity caches
+    with django_assert_max_num_queries(12) as few:
+        client.get(url, {"sort": "price_asc"})
+    for i in range(30):
+        ProductFactory(title=f"Kettle {i}", category=shop["kettles"], brand=BrandFactory())
+    with django_assert_max_num_queries(len(few.captured_queries)) as many:
+        response = client.get(url, {"sort": "price_asc"})
+    assert len(response.context["products"]) == PAGE_SIZE
+    assert len(many.captured_queries) == len(few.captured_queries)

@@ -16,8 +16,13 @@ def shop():
     root = CategoryFactory(name="Cameras", slug="cameras")
     child = CategoryFactory(name="Lenses", slug="lenses", parent=root)
     brand = BrandFactory(name="Lumora", slug="lumora")
-    camera = ProductFactory(title="Lumora Z5 camera", category=root, brand=brand, price=Decimal("899.00"),
-                            attributes={"sensor": "full frame", "weight_g": 650, "wireless": True, "ports": ["usb-c", "hdmi"]})
+    camera = ProductFactory(
+        title="Lumora Z5 camera",
+        category=root,
+        brand=brand,
+        price=Decimal("899.00"),
+        attributes={"sensor": "full frame", "weight_g": 650, "wireless": True, "ports": ["usb-c", "hdmi"]},
+    )
     lens = ProductFactory(title="Lumora 50mm lens", category=child, brand=brand, price=Decimal("299.00"))
     return {"root": root, "child": child, "brand": brand, "camera": camera, "lens": lens}
 
@@ -63,9 +68,13 @@ def test_out_of_stock_product_has_no_add_to_cart_form(client, shop):
     assert 'id="add-to-cart"' not in html
 
 
-@pytest.mark.parametrize("path", ["/products/999999/", "/products/99999999999999999999999/", "/c/no-such-category/"])
+@pytest.mark.parametrize(
+    "path", ["/products/999999/", "/products/99999999999999999999999/", "/c/no-such-category/"]
+)
 def test_unknown_product_or_category_is_404(client, shop, path):
-    assert client.get(path).status_code == 404
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "We couldn't find that page" in response.content.decode()  # the shop's own 404 page
 
 
 def test_inactive_product_is_404(client, shop):
@@ -105,7 +114,11 @@ def test_product_card_marks_recommended_links_with_impression(rf, shop):
 
     html = render_to_string(
         "catalog/_product_card.html",
-        {"product": shop["lens"], "impression_id": "0d7e8f1a-2b3c-4d5e-8f90-a1b2c3d4e5f6", "reason": "Because you viewed a camera"},
+        {
+            "product": shop["lens"],
+            "impression_id": "0d7e8f1a-2b3c-4d5e-8f90-a1b2c3d4e5f6",
+            "reason": "Because you viewed a camera",
+        },
         request=rf.get("/"),
     )
     assert 'data-rs-impression="0d7e8f1a-2b3c-4d5e-8f90-a1b2c3d4e5f6"' in html

@@ -94,7 +94,9 @@ def shop_create(*, per_cluster: int = 6) -> Shop:
     brands = [BrandFactory(name=f"Brand {i}") for i in range(3)]
     clusters = [
         [
-            ProductFactory(category=cats[c], brand=brands[c], price=Decimal(10 + 10 * j), title=f"C{c} item {j}")
+            ProductFactory(
+                category=cats[c], brand=brands[c], price=Decimal(10 + 10 * j), title=f"C{c} item {j}"
+            )
             for j in range(per_cluster)
         ]
         for c in range(3)
@@ -120,7 +122,9 @@ def shop_create(*, per_cluster: int = 6) -> Shop:
     # Extra views make cluster 0 trending.
     for p in clusters[0]:
         for _ in range(3):
-            events.append(Event(type="view", product=p, visitor_id="crowd-visitor", timestamp=now - timedelta(hours=1)))
+            events.append(
+                Event(type="view", product=p, visitor_id="crowd-visitor", timestamp=now - timedelta(hours=1))
+            )
     Event.objects.bulk_create(events)
     return Shop(products=products, clusters=clusters, customers=customers, categories=cats, brands=brands)
 
@@ -155,7 +159,9 @@ def model_version_make(
         model.save(path)
         version.artifact.save(f"{engine}-{version.pk}.bin", ContentFile(path.read_bytes()), save=False)
     buf = io.BytesIO()
-    user_keys = np.asarray([f"c:{c.pk}" for c in shop.customers] if shop else [f"u{i}" for i in range(len(sequences))])
+    user_keys = np.asarray(
+        [f"c:{c.pk}" for c in shop.customers] if shop else [f"u{i}" for i in range(len(sequences))]
+    )
     np.savez(buf, product_ids=np.asarray(product_ids, dtype=np.int64), user_keys=user_keys)
     version.id_maps.save(f"{engine}-{version.pk}-ids.npz", ContentFile(buf.getvalue()), save=False)
     version.save()
@@ -167,7 +173,9 @@ def widget_make(slug: str = "w", strategy: str = "personalized", **kw) -> Widget
     return Widget.objects.create(slug=slug, strategy=strategy, **{**defaults, **kw})
 
 
-def view(product: Product, *, customer: Customer | None = None, visitor: str = "", minutes_ago: int = 0) -> Event:
+def view(
+    product: Product, *, customer: Customer | None = None, visitor: str = "", minutes_ago: int = 0
+) -> Event:
     return EventFactory(
         product=product,
         customer=customer,

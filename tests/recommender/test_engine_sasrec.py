@@ -98,7 +98,9 @@ def test_sasrec_save_load_round_trip_gives_identical_scores(fitted, tmp_path):
     b_ids, b_sc = loaded.recommend(hist, k=5)
     np.testing.assert_array_equal(a_ids, b_ids)
     np.testing.assert_array_equal(a_sc, b_sc)
-    np.testing.assert_array_equal(fitted.similar_items(np.array([0, 1]), 3)[0], loaded.similar_items([0, 1], 3)[0])
+    np.testing.assert_array_equal(
+        fitted.similar_items(np.array([0, 1]), 3)[0], loaded.similar_items([0, 1], 3)[0]
+    )
     assert loaded.get_params() == fitted.get_params()
 
 
@@ -127,7 +129,7 @@ def test_sasrec_similar_items_excludes_the_item_itself(fitted):
 def test_sasrec_early_stopping_on_given_validation():
     data = planted_data(n_users=80)
     val_h = [np.array([5, 0]), np.array([6, 2])]
-    eng = small_engine(epochs=6, patience=2).fit(data, validation=(val_h, np.array([1, 3])))
+    eng = small_engine(epochs=6, patience=2).fit(data, valid=(val_h, np.array([1, 3])))
     info = eng.fit_info
     assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 6
     assert info["best_val_ndcg10"] == max(v for _, v in info["val_history"])
@@ -173,7 +175,7 @@ def test_training_windows_make_every_item_after_the_first_a_target_once():
 
 def test_left_pad_keeps_the_most_recent_items():
     out = left_pad([np.array([1, 2, 3, 4, 5]), np.array([7])], max_len=3)
-    assert out.tolist() == [[3, 4, 5], [0, 0, 8]]
+    assert out.tolist() == [[4, 5, 6], [0, 0, 8]]  # stored as index + 1 (0 = padding)
 
 
 def test_holdout_split_removes_the_held_out_item_from_training():
@@ -204,4 +206,4 @@ def test_early_stopping_keeps_the_best_state():
     assert not stop.step(1, 0.4, model)
     assert stop.step(2, 0.3, model)
     stop.restore(model)
-    assert float(model.weight) == 1.0 and stop.best_epoch == 0
+    assert float(model.weight.detach()) == 1.0 and stop.best_epoch == 0

@@ -68,32 +68,37 @@ def test_planted_transition_pattern_is_learned():
     assert np.all(np.diff(scores, axis=1) <= 0)  # best first
 
 
-def test_planted_category_pattern_is_learned():
-    # given: 10 categories x 6 items; each shopper's next item is the one item of the last item's category
-    # that is "new" (price 99); transitions are random so only category + price can tell
-    rng = np.random.default_rng(1)
-    n_cat, per = 10, 6
-    n_items = n_cat * per
-    category = np.repeat(np.arange(n_cat), per)
-    special = np.arange(n_cat) * per + per - 1  # the last item of each category is the special one
-    price = np.where(np.isin(np.arange(n_items), special), 99.0, rng.uniform(1, 20, n_items))
+def pair_sequences(n_users: int, n_cat: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Items 2c and 2c+1 form category c; shoppers buy whole pairs: x, partner(x), y, partner(y), ..."""
     seqs = []
-    for _ in range(600):
-        hist = rng.choice(np.setdiff1d(np.arange(n_items), special), size=rng.integers(4, 8), replace=False)
-        seqs.append(np.append(np.append(hist, special[category[hist[-1]]]), [hist[0], hist[1]]))
-    feats = ItemFeatures(category=category, price=price)
-    train = [s[:-2] for s in seqs]
-    data = InteractionData.from_sequences(train, n_items, item_features=feats)
-    # histories ending with a random non-special item, target = that category's special item
-    test_h = [rng.choice(np.setdiff1d(np.arange(n_items), special), size=5, replace=False) for _ in range(200)]
-    test_t = special[category[[h[-1] for h in test_h]]]
+    for _ in range(n_users):
+        firsts = rng.choice(2 * n_cat, size=rng.integers(3, 6), replace=False)
+        firsts = firsts[np.unique(firsts // 2, return_index=True)[1]]  # at most one item per category
+        rng.shuffle(firsts)
+        seqs.append(np.column_stack([firsts, firsts ^ 1]).ravel())
+    return seqs
+
+
+def test_planted_category_pattern_is_learned():
+    # given: the next item after an unpaired x is the one other item of x's category
+    rng = np.random.default_rng(1)
+    n_cat = 40
+    n_items = 2 * n_cat
+    feats = ItemFeatures(
+        category=np.arange(n_items) // 2, price=np.where(rng.random(n_items) < 0.2, np.nan, rng.uniform(1, 20, n_items))
+    )
+    # training part = whole pairs (the validation and test items of leave-one-out come after them)
+    data = InteractionData.from_sequences(pair_sequences(500, n_cat, rng), n_items, item_features=feats)
+    # held-out shoppers: pairs, then one unpaired item; the target is its partner
+    test = pair_sequences(200, n_cat, np.random.default_rng(99))
+    test_h, test_t = [s[:-1] for s in test], np.array([s[-1] for s in test])
     # when
     eng = hybrid(n_candidates=n_items).fit(data)
     ids, _ = eng.recommend(test_h, 3)
-    # then
+    # then: the partner is ranked first; the category feature is among the three most important
     assert np.mean(ids[:, 0] == test_t) >= 0.9
-    top3 = {n for n, _ in eng.feature_importance()[:3]}
-    assert rk.FEATURE_SAME_CATEGORY_LAST in top3
+    top3 = [n for n, _ in eng.feature_importance()[:3]]
+    assert rk.FEATURE_SAME_CATEGORY_LAST in top3, top3
 
 
 def test_holdout_last_removes_only_each_users_last_interaction():

@@ -38,7 +38,9 @@ def attrs(pid, *, cat=1, path=None, brand=1, price=10.0, stock=5, active=True, c
 
 
 def cands(*pids, tier=0):
-    return [Candidate(product_id=p, score=float(100 - i), engine="test", tier=tier) for i, p in enumerate(pids)]
+    return [
+        Candidate(product_id=p, score=float(100 - i), engine="test", tier=tier) for i, p in enumerate(pids)
+    ]
 
 
 def ids(outcome):
@@ -94,7 +96,9 @@ def test_include_and_exclude_brands():
 def test_exclude_purchased_and_in_cart():
     a = {i: attrs(i) for i in (1, 2, 3)}
     ctx = RuleContext(purchased=frozenset({1}), cart=frozenset({3}), k=10)
-    out = rules_apply(cands(1, 2, 3), [RuleSpec("exclude_purchased", {}), RuleSpec("exclude_in_cart", {})], a, ctx)
+    out = rules_apply(
+        cands(1, 2, 3), [RuleSpec("exclude_purchased", {}), RuleSpec("exclude_in_cart", {})], a, ctx
+    )
     assert ids(out) == [2]
 
 
@@ -211,9 +215,17 @@ def test_duplicates_keep_the_best_occurrence():
         ("diversity", {"lambda": 2}, "Diversity: lambda must be between 0 and 1, not 2."),
         ("boost_brands", {"brands": [1], "factor": 0}, "Boost brands: factor must be above 0"),
         ("boost_brands", {"factor": 2}, "Boost brands: choose at least one brand."),
-        ("include_categories", {"categories": ["shoes"]}, "Only these categories: 'shoes' is not a valid category id."),
+        (
+            "include_categories",
+            {"categories": ["shoes"]},
+            "Only these categories: 'shoes' is not a valid category id.",
+        ),
         ("in_stock", {"x": 1}, "In stock only takes no parameters"),
-        ("pin_skus", {"pins": [{"sku": "A", "position": 1}, {"sku": "B", "position": 1}]}, "two products are pinned at position 1"),
+        (
+            "pin_skus",
+            {"pins": [{"sku": "A", "position": 1}, {"sku": "B", "position": 1}]},
+            "two products are pinned at position 1",
+        ),
         ("pin_skus", {"pins": [{"sku": "A"}]}, "Pin SKUs: position of A must be a number."),
         ("pin_skus", {"pins": []}, "Pin SKUs: add at least one pin"),
         ("freshness", {"factor": 0.5}, "Freshness boost: factor must be between 1 and 100"),
@@ -261,7 +273,9 @@ def test_serving_pinned_sku_sits_at_its_position_and_out_of_stock_never_appears(
     widget = widget_make(strategy="trending", num_items=5)
     WidgetRule.objects.create(widget=widget, kind="in_stock", position=0)
     pinned = ProductFactory(sku="PINNED-1", stock=3)
-    WidgetRule.objects.create(widget=widget, kind="pin_skus", params={"pins": [{"sku": "PINNED-1", "position": 3}]})
+    WidgetRule.objects.create(
+        widget=widget, kind="pin_skus", params={"pins": [{"sku": "PINNED-1", "position": 3}]}
+    )
     sold_out = shop.clusters[0][0]
     Product.objects.filter(pk=sold_out.pk).update(stock=0)
     # when
@@ -275,7 +289,7 @@ def test_serving_pinned_sku_sits_at_its_position_and_out_of_stock_never_appears(
 
 @pytest.mark.django_db
 def test_serving_brand_cap_and_price_range_hold_with_fallbacks_filling_k():
-    shop = shop_create()
+    shop_create()
     widget = widget_make(strategy="trending", num_items=6)
     WidgetRule.objects.create(widget=widget, kind="max_per_brand", params={"n": 2})
     WidgetRule.objects.create(widget=widget, kind="price_range", params={"max": 40})

@@ -10,8 +10,8 @@ from catalog.models import Customer
 from recommender import serving
 from recommender.batch import candidates_precompute
 from recommender.models import Impression, ModelVersion
-from recommender.serving import Recommendation, ServingTrace, candidates_cache_key, recommendations_get
 from recommender.services import model_version_promote
+from recommender.serving import Recommendation, ServingTrace, candidates_cache_key, recommendations_get
 from tests.factories import CustomerFactory, OrderFactory, OrderLineFactory
 from tests.recommender.serving_fixtures import (  # noqa: F401  (fixtures)
     _serving_fresh,
@@ -171,7 +171,9 @@ def test_session_based_anonymous_changes_as_they_click(model_strategies):
     assert set(_ids(after)) <= cluster2
     assert after[0].reason == f"Because you looked at {shop.clusters[2][0].title}"
     # and session items passed by the page count too (no event stored yet)
-    other = recommendations_get(widget=widget, visitor=uuid.uuid4().hex, session_items=[shop.clusters[1][0].pk])
+    other = recommendations_get(
+        widget=widget, visitor=uuid.uuid4().hex, session_items=[shop.clusters[1][0].pk]
+    )
     assert set(_ids(other)) <= {p.pk for p in shop.clusters[1]}
 
 
@@ -310,3 +312,69 @@ def test_bad_k_is_a_programming_error():
     widget = widget_make(strategy="trending")
     with pytest.raises(ValueError):
         recommendations_get(widget=widget, k=101)
+
+
+@pytest.mark.realservices
+def test_cached_candidates_round_trip_through_redis_and_postgres(model_strategies):
+    """The batch cache on the real Redis, the history query on PostgreSQL (make test's second pass)."""
+    from django.core.cache import cache
+
+    shop = shop_create()
+    v1 = model_version_make(shop=shop)
+    widget = widget_make(strategy="personalized", num_items=2)
+    customer = shop.customers[0]
+    result = candidates_precompute(version=v1, customer_ids=[c.pk for c in shop.customers])
+    assert result.customers == len(shop.customers) and result.cache_ok
+    key = candidates_cache_key(model_version_id=v1.pk, customer_id=customer.pk)
+    assert cache.get(key)["items"]
+    trace: list[ServingTrace] = []
+    recs = recommendations_get(widget=widget, customer=customer, trace=trace)
+    assert trace[0].cached is True and len(recs) == 2
+    cache.delete_many(
+        [candidates_cache_key(model_version_id=v1.pk, customer_id=c.pk) for c in shop.customers]
+    )
+
+
+def test_precompute_command_and_task(model_strategies):
+    from io import StringIO
+
+    from django.core.cache import cache
+    from django.core.management import CommandError, call_command
+
+    from recommender.tasks import batch_inference_task
+
+    # nothing trained yet: an actionable message, not a traceback
+    out = StringIO()
+    call_command("precompute_recommendations", stdout=out)
+    assert "Run `manage.py train --all` first" in out.getvalue()
+    shop = shop_create()
+    version = model_version_make(shop=shop)
+    widget_make(strategy="personalized")
+    out = StringIO()
+    call_command("precompute_recommendations", stdout=out)
+    assert f"itemknn v{version.pk}: {len(shop.customers)} customers cached" in out.getvalue()
+    assert cache.get(candidates_cache_key(model_version_id=version.pk, customer_id=shop.customers[0].pk))
+    (result,) = batch_inference_task.delay(model_version_id=version.pk).get()
+    assert result["customers"] == len(shop.customers)
+    with pytest.raises(CommandError, match="No model version 999999"):
+        call_command("precompute_recommendations", "--model-version", "999999")
+    with pytest.raises(CommandError, match="--limit must be at least 1"):
+        call_command("precompute_recommendations", "--limit", "0")
+
+
+def test_popular_uses_the_trained_pop_engine_when_there_is_one():
+    shop = shop_create()
+    widget = widget_make(strategy="popular", num_items=2)
+    by_events = recommendations_get(widget=widget, log=False)
+    assert by_events[0].product_id in {p.pk for p in shop.clusters[0]}  # the crowd viewed cluster 0
+    # a pop model whose training data says the last product is the most popular
+    last = shop.products[-1].pk
+    model_version_make(
+        engine="pop",
+        product_ids=[p.pk for p in shop.products],
+        sequences=[[last], [last], [last], [shop.products[0].pk]],
+    )
+    serving.serving_state_reset()
+    by_model = recommendations_get(widget=widget, log=False)
+    assert by_model[0].product_id == last
+    assert by_model[0].engine == "popular"

@@ -1,4 +1,4 @@
-"""`python manage.py precompute_recommendations [--version ID] [--limit N]`: batch inference into the cache."""
+"""`python manage.py precompute_recommendations [--model-version ID] [--limit N]`: batch inference into the cache."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -8,18 +8,22 @@ from recommender.batch import batch_inference_run
 class Command(BaseCommand):
     help = (
         "Precompute each active customer's top candidates for the model versions that enabled personalized "
-        "widgets serve (or one --version), into the cache (keyed by model version)."
+        "widgets serve (or one --model-version), into the cache (keyed by model version)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--version", type=int, default=None, help="Only this ModelVersion id.")
-        parser.add_argument("--limit", type=int, default=None, help="At most this many customers (smoke runs).")
+        parser.add_argument(
+            "--model-version", dest="model_version", type=int, default=None, help="Only this ModelVersion id."
+        )
+        parser.add_argument(
+            "--limit", type=int, default=None, help="At most this many customers (smoke runs)."
+        )
 
-    def handle(self, *args, version=None, limit=None, **options):
+    def handle(self, *args, model_version=None, limit=None, **options):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be at least 1.")
         try:
-            results = batch_inference_run(model_version_id=version, limit=limit)
+            results = batch_inference_run(model_version_id=model_version, limit=limit)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not results:
@@ -38,4 +42,6 @@ class Command(BaseCommand):
             if r.cache_ok:
                 self.stdout.write(self.style.SUCCESS(line))
             else:
-                self.stdout.write(self.style.WARNING(line + " (the cache refused some writes; serving scores live)"))
+                self.stdout.write(
+                    self.style.WARNING(line + " (the cache refused some writes; serving scores live)")
+                )

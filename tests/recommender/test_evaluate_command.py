@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.fixture
+def seq_file(tmp_path):
+    """A tiny sequence dataset: 'A then B' pairs over 60 items, ids offset so they differ from indices."""
+    rng = np.random.default_rng(1)
+    lines = []
+    for u in range(80):
+        pairs = rng.choice(15, 3, replace=False)
+        noise = rng.choice(np.arange(30, 60), 2, replace=False)
+        seq = [x for p in pairs for x in (2 * p, 2 * p + 1)] + list(noise)
+        rng.shuffle(seq)
+        lines.append(f"u{u} " + " ".join(str(1000 + int(i)) for i in seq))
+    path = tmp_path / "Tiny.txt"
+    path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "Tiny_item2attributes.json").write_text(json.dumps({str(1000 + i): [i % 5] for i in range(60)}))
+    return path
+
+
+def test_evaluate_end_to_end(seq_file, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    preds = tmp_path / "preds"
+    call_command(
+        "evaluate", dataset=str(seq_file), models="pop,itemknn,content", predictions_dir=str(preds),
+        out=str(out), seed=3, no_progress=True,
+    )
+    printed = capsys.readouterr().out
+    assert "| pop |" in printed and "| itemknn |" in printed and "| content |" in printed
+    report = json.loads(out.read_text())
+    assert report["protocol"] == "leave_one_out" and report["n_test_cases"] == 80 and report["seed"] == 3
+    by_name = {r["engine"]: r for r in report["reports"]}
+    assert set(by_name) == {"pop", "itemknn", "content"}
+    for r in by_name.values():
+        assert {"HR@10", "NDCG@10", "AUC", "coverage@10", "popularity_bias@10"} <= set(r["metrics"])
+        assert r["params"] and r["tuning"]  # chosen hyperparameters recorded
+    # predictions: one line per user, top-20 in the dataset's own ids, history excluded
+    histories = {
+        line.split()[0]: line.split()[1:-1] for line in seq_file.read_text().splitlines()
+    }
+    for name in ("pop", "itemknn", "content"):
+        lines = (preds / f"{name}.tsv").read_text().splitlines()
+        assert len(lines) == 80
+        for line in lines:
+            uid, items = line.split("\t")
+            ids = items.split()
+            assert len(ids) == 20 and len(set(ids)) == 20
+            assert all(i.startswith("1") and len(i) == 4 for i in ids)
+            assert not set(ids) & set(histories[uid])
+
+
+def test_evaluate_all_applicable_engines_prints_skips(seq_file, capsys, monkeypatch):
+    from recommender import engines
+
+    # only cheap engines plus one that cannot be imported
+    monkeypatch.setattr(
+        engines,
+        "REGISTRY",
+        {"pop": engines.REGISTRY["pop"], "ghost": "recommender.engines.does_not_exist:Ghost"},
+    )
+    call_command("evaluate", dataset=str(seq_file), no_progress=True, no_tune=True)
+    printed = capsys.readouterr().out
+    assert "skipping ghost: not importable" in printed
+    assert "| pop |" in printed
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"dataset": "/no/such/file.txt"}, "Dataset not found"),
+        ({}, "--dataset PATH is required"),
+        ({"models": "pop,nosuch"}, "Unknown model"),
+        ({"models": " , "}, "--models is empty"),
+        ({"fmt": "recbole"}, "Cannot read"),
+        ({"protocol": "temporal"}, "timestamps"),
+        ({"tune_max_cases": 0}, "--tune-max-cases"),
+    ],
+)
+def test_evaluate_bad_arguments(seq_file, kwargs, message):
+    opts = {"dataset": str(seq_file), "no_progress": True, **kwargs}
+    if "dataset" in kwargs or kwargs == {}:
+        opts = {"no_progress": True, **kwargs}
+    with pytest.raises(CommandError, match=message):
+        call_command("evaluate", **opts)
+
+
+def test_evaluate_unknown_format_is_rejected(seq_file):
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("evaluate", "--dataset", str(seq_file), "--format", "csv")
+
+
+def test_evaluate_content_needs_features(tmp_path):
+    path = tmp_path / "bare.txt"
+    path.write_text("1 1 2 3\n2 2 3 4\n")
+    with pytest.raises(CommandError, match="cannot run on this dataset"):
+        call_command("evaluate", dataset=str(path), models="content", no_progress=True)
+
+
+@pytest.mark.django_db
+def test_evaluate_db_without_events_is_a_clear_error():
+    with pytest.raises(CommandError, match="no product events"):
+        call_command("evaluate", fmt="db", models="pop", no_progress=True)
