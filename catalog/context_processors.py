@@ -18,7 +18,6 @@ def storefront(request: HttpRequest) -> dict:
 
 def _nav_categories() -> list:
     """Called lazily by the template (the admin never pays for it); the tree is cached."""
-    from .selectors import category_tree_get
+    from .selectors import category_menu_get
 
-    tree = category_tree_get()
-    return tree.children_of(None)
+    return category_menu_get()

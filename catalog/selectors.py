@@ -75,6 +75,17 @@ class CategoryTree:
         return sorted((self.nodes[i] for i in ids), key=lambda n: n.name.lower())
 
 
+def category_menu_get(*, min_items: int = 4, max_items: int = 12) -> list[CategoryNode]:
+    """Categories for the top menu and the home tiles: the roots, or, when a shop has only a few roots
+    (e.g. "Electronics" and "Home Appliances"), their children, so the menu is useful."""
+    tree = category_tree_get()
+    roots = tree.children_of(None)
+    if len(roots) >= min_items:
+        return roots[:max_items]
+    children = [child for root in roots for child in tree.children_of(root.id)]
+    return (children or roots)[:max_items]
+
+
 def category_tree_get(*, must_include: int | None = None) -> CategoryTree:
     """The cached tree; reloaded when `must_include` (a category id) is missing from the cached copy
     (a category created in the last few minutes)."""

@@ -50,12 +50,11 @@ ORDERS_SESSION_KEY = "orders_placed"
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    tree = selectors.category_tree_get()
     return render(
         request,
         "catalog/home.html",
         {
-            "root_categories": tree.children_of(None),
+            "root_categories": selectors.category_menu_get(),
             "new_products": selectors.products_newest(limit=8),
         },
     )

@@ -90,7 +90,7 @@ class LoadedModel:
     user_index: dict[str, int]
 
 
-_loaded: OrderedDict[int, LoadedModel] = OrderedDict()
+_loaded: OrderedDict[tuple[int, str], LoadedModel] = OrderedDict()
 _loaded_lock = threading.Lock()
 
 
@@ -176,10 +176,12 @@ def model_version_load(*, version: ModelVersion) -> LoadedModel:
 
     Raises ModelArtifactError when the artifact or its id maps are missing or cannot be loaded.
     """
+    # Keyed by the artifact's name as well: a row id can be reused (SQLite, restored databases).
+    key = (version.pk, version.artifact.name or "")
     with _loaded_lock:
-        hit = _loaded.get(version.pk)
+        hit = _loaded.get(key)
         if hit is not None:
-            _loaded.move_to_end(version.pk)
+            _loaded.move_to_end(key)
             return hit
     if not version.artifact or not version.id_maps:
         raise ModelArtifactError(f"{version} has no stored artifact")
@@ -205,7 +207,7 @@ def model_version_load(*, version: ModelVersion) -> LoadedModel:
         user_index={str(k): i for i, k in enumerate(user_keys)},
     )
     with _loaded_lock:
-        _loaded[version.pk] = loaded
+        _loaded[key] = loaded
         while len(_loaded) > _LOADED_MAX:
             _loaded.popitem(last=False)
     return loaded

@@ -703,7 +703,7 @@ def _fill_reason(template: str, attrs: ProductAttrs | None) -> str:
 
 def recommendations_get(
     *,
-    widget: Widget,
+    widget: Widget | str,
     customer: Customer | None = None,
     visitor: str | None = None,
     product: Product | None = None,
@@ -714,12 +714,15 @@ def recommendations_get(
     log: bool = True,
     trace: list[ServingTrace] | None = None,
 ) -> list[Recommendation]:
-    """Up to k recommendations of `widget` for this shopper (k defaults to the widget's num_items).
+    """Up to k recommendations of `widget` (a Widget or its slug) for this shopper (k defaults to the
+    widget's num_items). Disabled widgets are served too (callers decide; the admin preview needs it).
 
     context: optional {"cart": product ids, "experiment": slug, "variant": name, "propensities":
     {product id: p}}. `log=False` skips the impression log (admin preview). When `trace` is a list,
     a ServingTrace is appended (sources, model version, rules' removals, warnings).
     """
+    if isinstance(widget, str):
+        widget = Widget.objects.get(slug=widget)  # DoesNotExist for an unknown slug: a caller's bug
     context = context or {}
     k = int(k or widget.num_items)
     if not 1 <= k <= 100:

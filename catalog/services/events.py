@@ -25,7 +25,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -109,6 +108,7 @@ def events_record(*, events: Sequence[Mapping[str, Any]]) -> EventsRecordResult:
 
     Returns one EventResult per input event, in input order. Raises nothing for bad events; a database
     failure propagates (nothing of the batch is stored then: one transaction).
+    Called inside an outer transaction (e.g. checkout), the events commit or roll back with it.
     """
     now = timezone.now()
     latest = now + timedelta(seconds=settings.RECSITE_EVENT_MAX_FUTURE_SKEW_SECONDS)
@@ -180,9 +180,9 @@ def events_record(*, events: Sequence[Mapping[str, Any]]) -> EventsRecordResult:
     if to_create:
         # ignore_conflicts: a concurrent request that stored the same event_id between our read and this
         # insert must not fail the whole batch; the event is then stored once, which is what the client
-        # asked for (both requests report it as accepted).
-        with transaction.atomic():
-            Event.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
+        # asked for (both requests report it as accepted). bulk_create runs all its INSERT statements
+        # (SQLite splits by bound-parameter limit) in one transaction itself.
+        Event.objects.bulk_create(to_create, batch_size=500, ignore_conflicts=True)
 
     results = tuple(o for o in outcomes if o is not None)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}

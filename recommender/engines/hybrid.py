@@ -120,15 +120,18 @@ class HybridEngine:
       early_stopping_rounds rounds without NDCG@10 gain before stopping (30)
       valid_fraction        share of label groups held out for early stopping without `valid` (0.1)
       max_valid_users       at most this many validation users are pooled for early stopping (5000)
-      refit_base            refit the base engines on the whole training part for serving (True)
+      refit_base            refit the base engines on the whole training part for serving (True); False
+                            serves with the label-stage engines; a list refits only those engines (e.g.
+                            the cheap ones, keeping an expensive SASRec fitted without the last items)
       batch_size            histories per candidate/feature batch (bounds memory; 1024)
       n_threads             LightGBM threads (2)
       seed                  negative sampling / validation split / LightGBM seed (0)
     """
 
     name: ClassVar[str] = "hybrid"
-    # Every grid point refits all base engines twice, so the default grid is deliberately small.
-    param_grid: ClassVar[dict[str, list[Any]]] = {"n_candidates": [100, 200]}
+    # No grid by default: every grid point refits all base engines (twice), which does not fit the
+    # evaluation time budget; the ranker tunes itself by early stopping on validation instead.
+    param_grid: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(
         self,
@@ -141,7 +144,7 @@ class HybridEngine:
         early_stopping_rounds: int = 30,
         valid_fraction: float = 0.1,
         max_valid_users: int = 5000,
-        refit_base: bool = True,
+        refit_base: bool | Sequence[str] = True,
         batch_size: int = 1024,
         n_threads: int = 2,
         seed: int = 0,
@@ -168,7 +171,14 @@ class HybridEngine:
         self.early_stopping_rounds = int(early_stopping_rounds)
         self.valid_fraction = float(valid_fraction)
         self.max_valid_users = int(max_valid_users)
-        self.refit_base = bool(refit_base)
+        if isinstance(refit_base, str):
+            refit_base = (refit_base,)
+        if not isinstance(refit_base, bool):
+            refit_base = tuple(refit_base)
+            stray = set(refit_base) - set(base_engines)
+            if stray:
+                raise ValueError(f"refit_base names engines not in base_engines: {sorted(stray)}")
+        self.refit_base = refit_base
         self.batch_size = int(batch_size)
         self.n_threads = int(n_threads)
         self.seed = int(seed)
@@ -195,7 +205,7 @@ class HybridEngine:
             "early_stopping_rounds": self.early_stopping_rounds,
             "valid_fraction": self.valid_fraction,
             "max_valid_users": self.max_valid_users,
-            "refit_base": self.refit_base,
+            "refit_base": self.refit_base if isinstance(self.refit_base, bool) else list(self.refit_base),
             "batch_size": self.batch_size,
             "n_threads": self.n_threads,
             "seed": self.seed,
@@ -238,12 +248,15 @@ class HybridEngine:
         return rk.RankerGroups.concat(parts, len(context.feature_names(self.base_engines))), n_rows
 
     def _fit_engines(
-        self, data: InteractionData, valid: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+        self,
+        data: InteractionData,
+        valid: tuple[list[np.ndarray], list[np.ndarray]] | None = None,
+        names: Sequence[str] | None = None,
     ) -> dict[str, Engine]:
         """Fit every base engine on `data`. `valid` (histories, targets) goes to engines whose fit accepts a
         `valid` or `validation` keyword (early stopping only); single-target cases only for `validation`."""
         out = {}
-        for n in self.base_engines:
+        for n in self.base_engines if names is None else names:
             eng = _base_engine_create(n, self.base_params.get(n, {}))
             kw: dict[str, Any] = {}
             if valid is not None:
@@ -294,10 +307,9 @@ class HybridEngine:
         names = ctx_label.feature_names(self.base_engines)
 
         t0 = time.perf_counter()
-        if self.refit_base:
-            engines = self._fit_engines(data, None if v_cases is None else (v_cases[0], v_cases[1]))
-        else:
-            engines = engines_label
+        refit = self.base_engines if self.refit_base is True else () if self.refit_base is False else self.refit_base
+        refitted = self._fit_engines(data, None if v_cases is None else (v_cases[0], v_cases[1]), names=refit)
+        engines = {n: refitted.get(n, engines_label[n]) for n in self.base_engines}
         del engines_label
         context = rk.feature_context_build(data)
         if context.feature_names(self.base_engines) != names:  # side information cannot differ; guard anyway

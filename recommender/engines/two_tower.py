@@ -7,6 +7,7 @@ Pure torch + faiss; no Django imports.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -72,11 +73,13 @@ class TwoTowerNet(nn.Module):
         b, n = seq.shape
         valid = (seq > 0).float()
         x = table[seq] * valid[..., None]  # (B, L, d)
-        # recency-weighted prefix mean: weight of item s at position t is decay^(t - s)
-        w = self.decay ** (-torch.arange(n, device=seq.device, dtype=x.dtype))  # grows with position
-        w = w / w.max()
-        num = torch.cumsum(x * w[None, :, None], 1)
-        den = torch.cumsum(valid * w[None, :], 1).clamp(min=1e-6)
+        # recency-weighted prefix mean: W[t, s] = decay^(t - s) for s <= t (1 on the diagonal, so a valid
+        # position always has a positive denominator; distant items may underflow to 0, harmlessly)
+        ar = torch.arange(n, device=seq.device, dtype=x.dtype)
+        age = ar[:, None] - ar[None, :]
+        w = torch.where(age >= 0, torch.exp(age.clamp(min=0) * math.log(self.decay)), torch.zeros_like(age))
+        num = torch.einsum("ts,bsd->btd", w, x)
+        den = (valid @ w.T).clamp(min=1e-6)  # (B, L): sum_s W[t, s] valid[s]
         pooled = num / den[..., None]
         u = self.user_mlp(torch.cat([pooled, x], -1))
         return nn.functional.normalize(u, dim=-1)

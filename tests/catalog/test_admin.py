@@ -183,3 +183,13 @@ def test_product_bulk_actions(admin_client, shop):
     assert Product.objects.get(pk=pk).is_active is False
     admin_client.post(url, {"action": "activate", "_selected_action": [pk]})
     assert Product.objects.get(pk=pk).is_active is True
+
+
+def test_customer_change_page_query_count_does_not_grow_with_activity(admin_client, shop):
+    customer = shop["customer"]
+    url = reverse("admin:catalog_customer_change", args=[customer.pk])
+    few = _count_queries(admin_client, url)
+    for _ in range(5):
+        EventFactory(customer=customer)  # each on its own new product
+        OrderLineFactory(order__customer=customer)
+    assert _count_queries(admin_client, url) == few

@@ -223,3 +223,17 @@ def test_listing_query_count_does_not_grow_with_products(client, shop, django_as
         response = client.get(url, {"sort": "price_asc"})
     assert len(response.context["products"]) == PAGE_SIZE
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_menu_shows_second_level_when_the_shop_has_few_roots(client, shop):
+    # two roots (Kitchen, Audio): the menu lists Kitchen's subcategories instead
+    assert [n.slug for n in selectors.category_menu_get()] == ["coffee-machines", "kettles"]
+    for i in range(3):
+        CategoryFactory(name=f"Root {i}", slug=f"root-{i}")
+    from django.core.cache import cache
+
+    cache.clear()
+    menu = [n.slug for n in selectors.category_menu_get()]
+    assert "kitchen" in menu and "audio" in menu and "kettles" not in menu
+    html = client.get(reverse("catalog:home")).content.decode()
+    assert reverse("catalog:category", args=["root-0"]) in html

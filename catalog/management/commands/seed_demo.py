@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from catalog.services.seed import SCALES, demo_data_seed
+from catalog.services.seed import SCALES, demo_data_seed, seed_arguments_check
 
 
 def _progress_factory(enabled: bool):
@@ -56,6 +56,10 @@ class Command(BaseCommand):
                 end = datetime.strptime(options["end_date"], "%Y-%m-%d").replace(tzinfo=UTC)
             except ValueError:
                 raise CommandError(f"--end-date must look like 2025-01-31 (got {options['end_date']!r}).") from None
+        try:
+            seed_arguments_check(customers=customers, products=products, days=days, seed=options["seed"])
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
         verbosity = options["verbosity"]
         progress = _progress_factory(not options["no_progress"] and verbosity > 0)
         log = (lambda line: self.stdout.write(line)) if verbosity >= 2 else None
