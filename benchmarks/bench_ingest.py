@@ -495,7 +495,17 @@ def _markdown(results: list[dict], args: argparse.Namespace) -> str:
             + " | ".join(f"{v:.0%}" for v in result["breakdown"].values())
             + " |"
         )
-    lines.append("")
+    lines += [
+        "",
+        "Why the API keeps most of the raw rate: the request does the same single bulk INSERT the baseline "
+        "does, plus work that does not grow with database cost: validation in plain Python (no DRF "
+        "serializer per event), three look-up queries "
+        "per batch whatever its size (known event ids, products, customers), and model instances built "
+        "positionally (Django's fast path). Re-sent batches are cheaper than new ones: duplicates stop after "
+        "the known-id look-up. On PostgreSQL each look-up is a round trip to the server process, which on this "
+        "loaded machine competes for the same two cores.",
+        "",
+    ]
     return "\n".join(lines)
 
 

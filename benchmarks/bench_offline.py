@@ -46,11 +46,15 @@ PUBLISHED_BEAUTY = [  # ../shared/datasets/README.md
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--engines", default=None, help="Comma-separated registry names (default: all importable).")
+    p.add_argument(
+        "--engines", default=None, help="Comma-separated registry names (default: all importable)."
+    )
     p.add_argument("--datasets", default=",".join(DATASETS), help=f"Comma-separated subset of {DATASETS}.")
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP/torch threads (default 2).")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fresh", action="store_true", help="Ignore earlier results in docs/benchmarks/offline.json.")
+    p.add_argument(
+        "--fresh", action="store_true", help="Ignore earlier results in docs/benchmarks/offline.json."
+    )
     p.add_argument("--tune-max-cases", type=int, default=None, help="Tune on a sample of validation cases.")
     return p.parse_args()
 
@@ -164,7 +168,11 @@ def run_dataset(ds: str, engines: list[str], args) -> dict[str, dict]:
             start = time.perf_counter()
             try:
                 r = evaluate_engine(
-                    name, split, params=params or None, seed=args.seed, progress=sys.stderr.isatty(),
+                    name,
+                    split,
+                    params=params or None,
+                    seed=args.seed,
+                    progress=sys.stderr.isatty(),
                     tune_max_cases=args.tune_max_cases,
                 )
             except Exception as exc:  # report and keep going: one broken engine must not sink the table
@@ -261,7 +269,10 @@ def _render_beauty(rows: dict) -> list[str]:
         out += [
             f"Total evaluation wall time for these {len(ok)} runs (tuning + final fit + scoring, loading excluded): "
             f"**{total / 60:.1f} min**; the largest shares: "
-            + ", ".join(f"{r['engine']} {r['wall_seconds'] / 60:.1f} min ({r['wall_seconds'] / total:.0%})" for r in top)
+            + ", ".join(
+                f"{r['engine']} {r['wall_seconds'] / 60:.1f} min ({r['wall_seconds'] / total:.0%})"
+                for r in top
+            )
             + ".",
             "",
         ]
@@ -337,7 +348,9 @@ def _render_ml(rows: dict) -> list[str]:
             for r in ok:
                 grp = r.get("groups", {}).get(key, {})
                 out.append(
-                    f"| {r['engine']} | " + " | ".join(_f(grp.get(lab, {}).get("NDCG@10")) for lab in labels) + " |"
+                    f"| {r['engine']} | "
+                    + " | ".join(_f(grp.get(lab, {}).get("NDCG@10")) for lab in labels)
+                    + " |"
                 )
             out.append("")
         out += [

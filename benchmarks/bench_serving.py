@@ -179,6 +179,7 @@ def prepare(customers_cap: int) -> dict:
         Event.objects.filter(type="view").values_list("product_id", flat=True).order_by("-id")[:20000]
     )
     products = list(Product.objects.filter(is_active=True).values_list("pk", flat=True))
+    inproc = inprocess_latency(customers=sample, clicked=popular or products)
     _, key = APIKey.objects.create_key(name=f"bench-{int(time.time())}")
     return {
         "timings": timings,
@@ -191,7 +192,49 @@ def prepare(customers_cap: int) -> dict:
         "n_customers": Customer.objects.count(),
         "n_events": Event.objects.count(),
         "version": version.pk,
+        "inprocess": inproc,
     }
+
+
+def inprocess_latency(*, customers: list, clicked: list[int], n: int = 200) -> dict[str, tuple[float, float]]:
+    """recommendations_get called directly (no HTTP, no JSON, no impression write), one after another:
+    (median, p95) in ms per scenario after a warm-up. Separates serving cost from server and contention."""
+    from catalog.models import Product
+    from recommender.models import Widget
+    from recommender.serving import recommendations_get
+
+    rng = random.Random(7)
+    widgets = {w.slug: w for w in Widget.objects.filter(slug__startswith="bench-")}
+    products = Product.objects.in_bulk(list(set(clicked[:2000])))
+    pids = list(products)
+    calls = {
+        "personalized (cached)": lambda: recommendations_get(
+            widget=widgets["bench-personalized"], customer=rng.choice(customers), k=8, log=False
+        ),
+        "session-based (live)": lambda: recommendations_get(
+            widget=widgets["bench-session"],
+            visitor=f"inproc{rng.getrandbits(40):x}",
+            session_items=[rng.choice(clicked) for _ in range(3)],
+            k=8,
+            log=False,
+        ),
+        "similar items (live)": lambda: recommendations_get(
+            widget=widgets["bench-similar"], product=products[rng.choice(pids)], k=8, log=False
+        ),
+    }
+    out = {}
+    for name, call in calls.items():
+        for _ in range(20):
+            call()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        out[name] = (statistics.median(times), times[int(0.95 * (len(times) - 1))])
+        print(f"in-process {name}: median {out[name][0]:.1f} ms, p95 {out[name][1]:.1f} ms", flush=True)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- server
@@ -423,6 +466,13 @@ def report(args, info, timings, results, rss) -> None:
     lines += [
         "",
         f"Memory per worker (RSS after the load): {', '.join(f'{m:.0f} MiB' for m in rss) or 'n/a'}.",
+        "",
+        "In-process cost of `recommendations_get` alone (same data, called one at a time from the benchmark "
+        "process: no HTTP, JSON or impression write; the machine was just as busy):",
+        "",
+        "| Scenario | median (ms) | p95 (ms) |",
+        "|---|---:|---:|",
+        *[f"| {k} | {v[0]:.1f} | {v[1]:.1f} |" for k, v in info["inprocess"].items()],
         "",
         "Targets:",
         f"- cached personalized p99 ≤ 50 ms: **{'met' if pers['p99'] <= 50 else 'missed'}** ({pers['p99']:.1f} ms)",

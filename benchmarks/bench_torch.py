@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATASETS = ROOT.parent / "shared" / "datasets"
 OUT = ROOT / "docs" / "benchmarks" / "torch.md"
+RESULTS = ROOT / "docs" / "benchmarks" / "torch_results.json"
 
 # name -> (registry engine, fixed hyperparameters); defaults are the engines' own (chosen on validation)
 RUNS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -75,7 +76,9 @@ def spy_class(cls: type, sink: list) -> type:
     return Spy
 
 
-def run_one(run: str, split: Any, *, max_epochs: int | None, threads: int | None) -> dict[str, Any]:
+def run_one(
+    run: str, split: Any, *, max_epochs: int | None, threads: int | None, budget_s: float | None
+) -> dict[str, Any]:
     from recommender.engines import TORCH_ENGINES, engine_class
     from recommender.evaluation.runner import evaluate_engine
 
@@ -86,6 +89,8 @@ def run_one(run: str, split: Any, *, max_epochs: int | None, threads: int | None
             params["epochs"] = max_epochs
         if threads is not None:
             params["num_threads"] = threads
+        if budget_s is not None:
+            params["time_budget_s"] = budget_s
     fitted: list = []
     t0 = time.perf_counter()
     rep = evaluate_engine(
@@ -108,7 +113,23 @@ def run_one(run: str, split: Any, *, max_epochs: int | None, threads: int | None
         "predict_seconds": rep.predict_seconds,
         "total_seconds": time.perf_counter() - t0,
         "fit_info": info,
+        "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "",
     }
+
+
+def results_merge(path: Path, dataset: str, res: dict[str, Any]) -> dict[str, Any]:
+    """Store one run's result under (dataset, run) in the JSON results file (under a lock, so that
+    several bench processes may run in parallel) and return the whole file."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.setdefault(dataset, {})[res["run"]] = res
+        path.write_text(json.dumps(data, indent=1, default=str, sort_keys=True))
+    return data
 
 
 def fmt(x: Any, nd: int = 4) -> str:
@@ -168,63 +189,83 @@ def yoochoose_section(results: list[dict[str, Any]]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated subset of {', '.join(RUNS)}")
-    ap.add_argument("--yoochoose", action="store_true", help="also run gru4rec/sasrec/pop on YooChoose")
+    ap.add_argument(
+        "--yoochoose", action="store_true", help="also run pop/gru4rec/sasrec_sampled on YooChoose"
+    )
     ap.add_argument("--skip-beauty", action="store_true", help="only YooChoose (with --yoochoose)")
     ap.add_argument("--max-epochs", type=int, default=None, help="cap epochs (smoke runs)")
+    ap.add_argument(
+        "--budget", type=float, default=None, help="training wall-time cap per torch engine, seconds"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: engines' own)")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--results", type=Path, default=RESULTS, help="JSON store of every run's result (merged)")
+    ap.add_argument("--report-only", action="store_true", help="only rewrite --out from --results")
     args = ap.parse_args(argv)
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
     unknown = [r for r in runs if r not in RUNS]
     if unknown:
         ap.error(f"unknown run(s) {unknown}; choose from {list(RUNS)}")
+    cmd = shlex.join(
+        [".venv/bin/python", "benchmarks/bench_torch.py", *(sys.argv[1:] if argv is None else argv)]
+    )
 
     from recommender.evaluation.importers import dataset_load
     from recommender.evaluation.protocols import leave_one_out_split, session_next_click_split
 
-    started = dt.datetime.now(dt.UTC)
-    if not args.skip_beauty:
+    def record(dataset: str, res: dict[str, Any]) -> None:
+        res["command"] = cmd
+        res["machine"] = machine()
+        results_merge(args.results, dataset, res)
+        print(
+            json.dumps({k: v for k, v in res.items() if k not in ("params", "machine")}, default=str),
+            flush=True,
+        )
+
+    if not args.report_only and not args.skip_beauty:
         ds = dataset_load(DATASETS / "amazon-beauty" / "Beauty.txt")
         split = leave_one_out_split(ds.data, dataset=ds.name)
-    beauty = []
-    for run in [] if args.skip_beauty else runs:
-        print(f"[beauty] {run} ...", flush=True)
-        res = run_one(run, split, max_epochs=args.max_epochs, threads=args.threads)
-        beauty.append(res)
-        print(json.dumps({k: v for k, v in res.items() if k != "params"}, default=str), flush=True)
-
-    yoo = []
-    if args.yoochoose:
+        for run in runs:
+            print(f"[beauty] {run} ...", flush=True)
+            record(
+                "beauty",
+                run_one(run, split, max_epochs=args.max_epochs, threads=args.threads, budget_s=args.budget),
+            )
+    if not args.report_only and args.yoochoose:
         yds = dataset_load(
             DATASETS / "yoochoose-clicks-100k" / "yoochoose-clicks-100k_train_full.txt", "session"
         )
         ysplit = session_next_click_split(yds)
-        for run in [r for r in ("pop", "gru4rec", "sasrec_sampled") if r in runs or r == "pop"]:
+        for run in [r for r in ("pop", "gru4rec", "sasrec_sampled") if r in runs]:
             print(f"[yoochoose] {run} ...", flush=True)
-            res = run_one(run, ysplit, max_epochs=args.max_epochs, threads=args.threads)
-            yoo.append(res)
-            print(json.dumps({k: v for k, v in res.items() if k != "params"}, default=str), flush=True)
+            res = run_one(run, ysplit, max_epochs=args.max_epochs, threads=args.threads, budget_s=args.budget)
+            record("yoochoose", res)
 
-    cmd = (
-        ".venv/bin/python benchmarks/bench_torch.py"
-        + ("" if argv is None and len(sys.argv) == 1 else " ")
-        + (shlex.join(sys.argv[1:] if argv is None else argv))
-    )
+    data = json.loads(args.results.read_text()) if args.results.exists() else {}
+    beauty = [data["beauty"][r] for r in RUNS if r in data.get("beauty", {})]
+    yoo = [data["yoochoose"][r] for r in RUNS if r in data.get("yoochoose", {})]
+    all_runs = beauty + yoo
     lines = [
         "## Torch engines (sasrec, gru4rec, two_tower)",
         "",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC; total wall time {(dt.datetime.now(dt.UTC) - started).total_seconds() / 60:.1f} min",
-        f"- Machine: {machine()}",
-        "- NOTE: timings were taken on a shared, busy 2-core machine (several other engineers' jobs running), "
-        "so seconds are inflated and noisy; accuracy figures are not affected. CPU only: no GPU in this session "
-        "(the CUDA / mixed-precision path exists but was not measured).",
-        f"- Command: `{cmd.strip()}`",
-        "- Protocol: the shared runner (`recommender.evaluation`), leave-one-out exactly as in "
-        "shared/datasets/README.md; early stopping on validation NDCG@10 (a fixed 5,000-user sample of the "
-        "validation targets), test scored once.",
+        f"- Machine: {all_runs[0]['machine'] if all_runs else machine()}",
+        "- NOTE: timings were taken on a shared, busy 2-core machine (several other engineers' jobs ran at the "
+        "same time, load average 10+), so seconds are inflated several-fold and noisy; accuracy figures are not "
+        "affected, except that a wall-time cap (`time_budget_s`) may have stopped training early (see epochs). "
+        "CPU only: no GPU in this session (the CUDA / mixed-precision path exists but was not measured).",
+        "- Commands and dates (UTC) per run:",
+        *[
+            f"  - `{r['run']}` ({'yoochoose' if r in yoo else 'beauty'}), finished {r.get('finished')}: `{r.get('command')}`"
+            for r in all_runs
+        ],
+        "- Protocol: the shared runner (`recommender.evaluation.runner.evaluate_engine`, tune=False: the engines' "
+        "defaults were chosen on validation). Beauty: leave-one-out exactly as in shared/datasets/README.md; early "
+        "stopping on validation NDCG@10 (a fixed 5,000-user sample of the validation targets); the test targets "
+        "are scored once.",
         "",
-        *(beauty_section(beauty) if beauty else []),
     ]
+    if beauty:
+        lines += beauty_section(beauty)
     if yoo:
         lines += ["", *yoochoose_section(yoo)]
     text = "\n".join(lines) + "\n"

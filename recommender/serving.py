@@ -440,6 +440,7 @@ class _Source:
     default_reason: str = ""
     model_version_id: int | None = None
     cached: bool = False
+    propensities: dict[int, float] = field(default_factory=dict)  # bandit strategies: per product
 
 
 _categories_memo: dict[str, tuple[float, dict[int, tuple[int | None, str]]]] = {}
@@ -527,8 +528,7 @@ def _candidates(
             default_reason="You viewed this recently",
         )
     if strategy in BANDIT_STRATEGIES:
-        warnings.append(f"strategy {strategy} is served by experiments.bandits; using the fallback here")
-        return None
+        return _bandit_candidates(strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings)
     if strategy not in MODEL_STRATEGIES:
         warnings.append(f"unknown strategy {strategy!r}")
         return None
@@ -568,6 +568,36 @@ def _candidates(
         )
         warnings.append(f"engine {loaded.engine_name} failed: {exc}")
         return None
+
+
+def _bandit_candidates(
+    strategy: str, *, widget: Widget, shopper: _Shopper, product: Product | None, n: int, warnings: list[str]
+) -> _Source | None:
+    """Bandit strategies (experiments.bandit_serving): the policy re-ranks the base strategy's candidates
+    and each position's propensity goes on its impression."""
+    from experiments.bandit_serving import DEFAULT_POOL, bandit_slate
+
+    params = widget.params or {}
+    base = None
+    for base_strategy in (str(params.get("base") or "personalized"), "popular"):
+        if base_strategy in BANDIT_STRATEGIES:
+            continue
+        base = _candidates(base_strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings)
+        if base is not None and base.items:
+            break
+    if base is None or not base.items:
+        return None
+    pool = [p for p, _ in base.items if product is None or p != product.pk][: int(params.get("pool") or DEFAULT_POOL)]
+    slate = bandit_slate(strategy=strategy, widget=widget, pool=pool, customer=shopper.customer)
+    size = len(slate.items)
+    return _Source(
+        slate.name,
+        [(p, float(size - i)) for i, p in enumerate(slate.items)],
+        {p: base.reasons[p] for p in slate.items if p in base.reasons},
+        base.default_reason,
+        model_version_id=base.model_version_id,
+        propensities=dict(zip(slate.items, slate.propensities, strict=True)),
+    )
 
 
 def _model_candidates(
@@ -724,11 +754,17 @@ def recommendations_get(
     if isinstance(widget, str):
         widget = Widget.objects.get(slug=widget)  # DoesNotExist for an unknown slug: a caller's bug
     context = context or {}
+    # A/B experiments: a running experiment on this widget may swap in the shopper's variant
+    # (strategy, engine, model version, params, rules) and tags the impressions (experiments.serving).
+    from experiments.serving import experiment_apply
+
+    applied = experiment_apply(widget=widget, customer=customer, visitor=visitor, context=context, log=log)
+    widget, context = applied.widget, applied.context
     k = int(k or widget.num_items)
     if not 1 <= k <= 100:
         raise ValueError(f"k must be between 1 and 100, got {k}")
     request_id = request_id or uuid.uuid4()
-    rules = widget_rules(widget)
+    rules = applied.rules if applied.rules is not None else widget_rules(widget)
     kinds = {r.kind for r in rules}
     warnings: list[str] = []
     shopper = _shopper_load(
@@ -799,6 +835,9 @@ def recommendations_get(
     version_by_engine = {s.name: s.model_version_id for s in sources}
     now = timezone.now()
     propensities = context.get("propensities") or {}
+    for s in sources:
+        if s.propensities:
+            propensities = {**s.propensities, **propensities}
     recs, rows = [], []
     for position, cand in enumerate(chosen):
         impression_id = uuid.uuid4() if log else None

@@ -419,6 +419,9 @@ def catalog_generate(*, n_products: int, seed: int, window_days: float = 60.0) -
     ranks = rng.permutation(n_products) + 1
     log_pop = -1.1 * np.log(ranks)
     appeal = (log_pop - log_pop.mean()) / (log_pop.std() + 1e-9)
+    # soft cap: the very top ranks sit 4-5 sd out, which would make one superstar item decide the
+    # whole shop's figures (and its AOV) depending on the seed
+    appeal = 3.0 * np.tanh(appeal / 3.0)
     appeal = appeal + 0.25 * (tier - 1)  # premium products are a little better on average
 
     created_day = -rng.uniform(0, 365, n_products)

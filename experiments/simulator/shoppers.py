@@ -126,16 +126,16 @@ class ShopperParams:
     # recommendation response (cascade model)
     exam_first: float = 0.85
     exam_decay: float = 0.8
-    click_bias: float = -4.6
+    click_bias: float = -4.72
     click_slope: float = 0.6
     intent_bonus: float = 1.2
     complement_bonus: float = 1.0
     seen_penalty: float = 1.0
     owned_penalty: float = 2.5
     # add to cart on a product page
-    cart_bias: float = -4.95
+    cart_bias: float = -5.1
     cart_slope: float = 0.7
-    cart_price_slope: float = 0.42  # times price sensitivity times log(price / $30)
+    cart_price_slope: float = 0.48  # times price sensitivity times log(price / $30)
     cart_price_ref: float = 30.0
     activity_cart_bonus: tuple[float, float, float] = (0.35, 0.0, -0.25)
     # checkout from the cart page

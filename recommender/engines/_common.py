@@ -19,7 +19,9 @@ _CSR = "__csr__"
 
 def state_save(path: Path | str, *, params: dict[str, Any], arrays: dict[str, Any]) -> None:
     """Write `params` (JSON-serialisable) and `arrays` (ndarray, CSR matrix or None) to ONE file at `path`."""
-    payload: dict[str, np.ndarray] = {"__params__": np.frombuffer(json.dumps(params).encode(), dtype=np.uint8)}
+    payload: dict[str, np.ndarray] = {
+        "__params__": np.frombuffer(json.dumps(params).encode(), dtype=np.uint8)
+    }
     for name, value in arrays.items():
         if value is None:
             continue
@@ -32,7 +34,9 @@ def state_save(path: Path | str, *, params: dict[str, Any], arrays: dict[str, An
         else:
             arr = np.asarray(value)
             if arr.dtype == object:
-                raise TypeError(f"array {name!r} has dtype object; store strings as a fixed-width unicode array")
+                raise TypeError(
+                    f"array {name!r} has dtype object; store strings as a fixed-width unicode array"
+                )
             payload[name] = arr
     with open(path, "wb") as fh:  # a file object: np.savez would otherwise append ".npz" to the name
         np.savez(fh, **payload)
@@ -66,7 +70,11 @@ def weighted_histories(histories, n_items: int, decay: float = 1.0) -> sp.csr_ma
         h = np.asarray(h, dtype=np.int64)
         if not len(h):
             continue
-        w = np.power(float(decay), np.arange(len(h) - 1, -1, -1, dtype=np.float64)) if decay != 1.0 else np.ones(len(h))
+        w = (
+            np.power(float(decay), np.arange(len(h) - 1, -1, -1, dtype=np.float64))
+            if decay != 1.0
+            else np.ones(len(h))
+        )
         ok = (h >= 0) & (h < n_items)
         rows.append(np.full(int(ok.sum()), i))
         cols.append(h[ok])
@@ -101,6 +109,4 @@ def rows_top_n(m: sp.spmatrix, n: int) -> sp.csr_matrix:
         data.append(d)
         indices.append(ix)
         indptr.append(indptr[-1] + len(d))
-    return sp.csr_matrix(
-        (np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=m.shape
-    )
+    return sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.asarray(indptr)), shape=m.shape)

@@ -28,6 +28,12 @@ def _threads() -> int:
         return 0
 
 
+def _blas_single_thread():
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, "blas")
+
+
 def _gpu_available() -> bool:
     try:
         import implicit.gpu
@@ -41,9 +47,10 @@ def _als_solver(factors: int, regularization: float, alpha: float, item_factors:
     """A CPU ALS model holding `item_factors`, used for implicit's fold-in (`recalculate_user`)."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    m = AlternatingLeastSquares(
-        factors=factors, regularization=regularization, alpha=alpha, num_threads=_threads(), random_state=0
-    )
+    with _blas_single_thread():
+        m = AlternatingLeastSquares(
+            factors=factors, regularization=regularization, alpha=alpha, num_threads=_threads(), random_state=0
+        )
     m.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
     m.user_factors = np.zeros((1, factors), dtype=np.float32)
     return m
@@ -94,7 +101,9 @@ class _FactorEngine:
     def save(self, path: Path) -> None:
         self._check()
         state_save(
-            path, params=self.get_params(), arrays={"item_factors": self.item_factors_, "user_factors": self.user_factors_}
+            path,
+            params=self.get_params(),
+            arrays={"item_factors": self.item_factors_, "user_factors": self.user_factors_},
         )
 
     @classmethod
@@ -171,17 +180,19 @@ class ALSEngine(_FactorEngine):
         from implicit.als import AlternatingLeastSquares
 
         x = sp.csr_matrix(data.matrix, dtype=np.float32)
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            use_gpu=self.use_gpu and _gpu_available(),
-            **({} if self.use_gpu and _gpu_available() else {"num_threads": _threads()}),
-        )
-        model.fit(x, show_progress=False)
-        if hasattr(model, "to_cpu") and self.use_gpu and _gpu_available():
+        gpu = self.use_gpu and _gpu_available()
+        with _blas_single_thread():  # implicit parallelises itself; nested BLAS threads only slow it down
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                use_gpu=gpu,
+                **({} if gpu else {"num_threads": _threads()}),
+            )
+            model.fit(x, show_progress=False)
+        if gpu and hasattr(model, "to_cpu"):
             model = model.to_cpu()
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
@@ -267,16 +278,17 @@ class BPREngine(_FactorEngine):
 
         x = sp.csr_matrix(data.matrix, dtype=np.float32)
         gpu = self.use_gpu and _gpu_available()
-        model = BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            use_gpu=gpu,
-            **({} if gpu else {"num_threads": _threads()}),
-        )
-        model.fit(x, show_progress=False)
+        with _blas_single_thread():
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                use_gpu=gpu,
+                **({} if gpu else {"num_threads": _threads()}),
+            )
+            model.fit(x, show_progress=False)
         if gpu and hasattr(model, "to_cpu"):
             model = model.to_cpu()
         # implicit appends a bias column: item_factors[:, -1] = item bias, user_factors[:, -1] = 1

@@ -31,8 +31,17 @@ def _l2_rows(m):
     return m / np.where(norms > 0, norms, 1.0)
 
 
+_LAST_ENCODING: tuple[tuple[str, ...], np.ndarray] | None = None  # re-fits on the same catalogue reuse it
+
+
 def minilm_encode(texts: Sequence[str], *, batch_size: int = 64, device: str | None = None) -> np.ndarray:
-    """(len(texts), 384) L2-normalised all-MiniLM-L6-v2 embeddings, loaded offline from site-packages."""
+    """(len(texts), 384) L2-normalised all-MiniLM-L6-v2 embeddings, loaded offline from site-packages.
+
+    The last catalogue's embeddings are memoised (tuning refits the engine on the same texts)."""
+    global _LAST_ENCODING
+    key = tuple(t or "" for t in texts)
+    if _LAST_ENCODING is not None and _LAST_ENCODING[0] == key:
+        return _LAST_ENCODING[1].copy()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import torch
@@ -41,10 +50,10 @@ def minilm_encode(texts: Sequence[str], *, batch_size: int = 64, device: str | N
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = SentenceTransformer(str(get_model_path()), device=dev)
-    emb = model.encode(
-        [t or "" for t in texts], batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
-    )
-    return np.asarray(emb, dtype=np.float32)
+    emb = model.encode(list(key), batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    emb = np.asarray(emb, dtype=np.float32)
+    _LAST_ENCODING = (key, emb)
+    return emb.copy()
 
 
 class ContentEngine:
@@ -119,7 +128,9 @@ class ContentEngine:
         attrs = sp.csr_matrix(f.attributes) if f.attributes is not None else None
         if self.embedding == "minilm":
             if not has_texts:
-                raise ValueError("embedding='minilm' needs ItemFeatures.texts (use embedding='tfidf' for attributes)")
+                raise ValueError(
+                    "embedding='minilm' needs ItemFeatures.texts (use embedding='tfidf' for attributes)"
+                )
             self.vectors_ = _l2_rows(minilm_encode(texts, batch_size=self.batch_size, device=self.device))
         elif has_texts:
             from sklearn.feature_extraction.text import TfidfVectorizer
@@ -130,7 +141,9 @@ class ContentEngine:
                     cols = attrs.indices[attrs.indptr[i] : attrs.indptr[i + 1]]
                     if len(cols):
                         docs[i] = f"{docs[i]} " + " ".join(f"attr_{c}" for c in cols)
-            vec = TfidfVectorizer(sublinear_tf=True, max_features=self.max_features, token_pattern=r"(?u)\b\w+\b")
+            vec = TfidfVectorizer(
+                sublinear_tf=True, max_features=self.max_features, token_pattern=r"(?u)\b\w+\b"
+            )
             self.vectors_ = _l2_rows(vec.fit_transform(docs))
         elif attrs is not None and attrs.nnz:
             from sklearn.feature_extraction.text import TfidfTransformer
@@ -138,7 +151,9 @@ class ContentEngine:
             self.vectors_ = _l2_rows(TfidfTransformer(sublinear_tf=True).fit_transform(attrs))
         else:
             raise ValueError("ContentEngine needs ItemFeatures.texts or ItemFeatures.attributes")
-        pop = np.log1p(np.bincount(sp.csr_matrix(data.matrix).indices, minlength=data.n_items).astype(np.float64))
+        pop = np.log1p(
+            np.bincount(sp.csr_matrix(data.matrix).indices, minlength=data.n_items).astype(np.float64)
+        )
         self.popularity_ = (pop / pop.max() if pop.max() > 0 else pop).astype(np.float32)
         return self
 
@@ -185,7 +200,9 @@ class ContentEngine:
 
     def save(self, path: Path) -> None:
         self._check()
-        state_save(path, params=self.get_params(), arrays={"vectors": self.vectors_, "popularity": self.popularity_})
+        state_save(
+            path, params=self.get_params(), arrays={"vectors": self.vectors_, "popularity": self.popularity_}
+        )
 
     @classmethod
     def load(cls, path: Path) -> ContentEngine:

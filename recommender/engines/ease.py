@@ -77,7 +77,9 @@ class EASEEngine:
         x.data[:] = 1.0
         g = (x.T @ x).toarray().astype(self.dtype)
         g[np.diag_indices_from(g)] += self.l2
-        potrf, potri = (lapack.spotrf, lapack.spotri) if self.dtype == "float32" else (lapack.dpotrf, lapack.dpotri)
+        potrf, potri = (
+            (lapack.spotrf, lapack.spotri) if self.dtype == "float32" else (lapack.dpotrf, lapack.dpotri)
+        )
         c, info = potrf(g, lower=False, overwrite_a=True, clean=False)
         if info != 0:
             raise np.linalg.LinAlgError(f"EASE: Cholesky failed (info={info}); increase l2")

@@ -33,8 +33,12 @@ class ItemKNNEngine:
     A history h_1..h_m scores items by sum_j w_j * sim[h_j, :] with w_j = history_decay ** (m - j), so
     history_decay < 1 weights recent items more (1.0: plain bag of items).
 
+    self_weight adds self_weight * w_j to the history items' own scores: in click logs people re-click what
+    they just viewed (repeat clicks are valid next clicks there); with the usual exclusion of history items
+    (leave-one-out) it changes nothing.
+
     Hyperparameters [defaults]: mode ["users"], neighbors [100], shrink [10.0], alpha [0.5], window [3],
-    backward [0.5], history_decay [1.0].
+    backward [0.5], history_decay [1.0], self_weight [0.0].
     `similar_items` returns each item's nearest neighbours (most similar first).
     """
 
@@ -45,6 +49,7 @@ class ItemKNNEngine:
         {"mode": "sequence", "history_decay": 0.7},
         {"mode": "sequence", "history_decay": 0.4},
         {"mode": "sequence", "history_decay": 0.4, "alpha": 0.75},
+        {"mode": "sequence", "history_decay": 0.4, "alpha": 0.75, "self_weight": 0.5},
     ]
 
     def __init__(
@@ -57,6 +62,7 @@ class ItemKNNEngine:
         window: int = 3,
         backward: float = 0.5,
         history_decay: float = 1.0,
+        self_weight: float = 0.0,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -73,6 +79,7 @@ class ItemKNNEngine:
         self.window = int(window)
         self.backward = float(backward)
         self.history_decay = float(history_decay)
+        self.self_weight = float(self_weight)
         self.sim_: sp.csr_matrix | None = None  # (n_items, n_items), row a = neighbours of a
 
     def get_params(self) -> dict[str, Any]:
@@ -84,6 +91,7 @@ class ItemKNNEngine:
             "window": self.window,
             "backward": self.backward,
             "history_decay": self.history_decay,
+            "self_weight": self.self_weight,
         }
 
     # ------------------------------------------------------------------------------------------ fit
@@ -128,7 +136,9 @@ class ItemKNNEngine:
             c = self._bag_cooccurrence(x)
         elif self.mode == "sessions":
             if not data.sessions:
-                raise ValueError("mode='sessions' needs InteractionData.sessions (orders / shopping sessions)")
+                raise ValueError(
+                    "mode='sessions' needs InteractionData.sessions (orders / shopping sessions)"
+                )
             from .base import histories_matrix
 
             x = histories_matrix(data.sessions, n_items)
@@ -140,7 +150,9 @@ class ItemKNNEngine:
         c = sp.csr_matrix(c)
         # sim = C / (n_a^alpha * n_b^(1-alpha) + shrink), computed on the nonzeros only
         rows = np.repeat(np.arange(n_items), np.diff(c.indptr))
-        denom = np.power(counts[rows], self.alpha) * np.power(counts[c.indices], 1.0 - self.alpha) + self.shrink
+        denom = (
+            np.power(counts[rows], self.alpha) * np.power(counts[c.indices], 1.0 - self.alpha) + self.shrink
+        )
         sim = sp.csr_matrix((c.data / np.maximum(denom, 1e-12), c.indices, c.indptr), shape=c.shape)
         self.sim_ = rows_top_n(sim, self.neighbors).astype(np.float32)
         return self
@@ -155,7 +167,10 @@ class ItemKNNEngine:
         """(n, n_items) scores: decay-weighted sum of the history items' neighbour similarities."""
         self._check()
         h = weighted_histories(histories, self.sim_.shape[0], self.history_decay)
-        return np.asarray((h @ self.sim_).toarray(), dtype=np.float32)
+        s = (h @ self.sim_).toarray()
+        if self.self_weight:
+            s += self.self_weight * h.toarray()
+        return np.asarray(s, dtype=np.float32)
 
     def recommend(
         self,

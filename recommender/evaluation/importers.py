@@ -82,7 +82,9 @@ def sequences_load(path: Path | str) -> Dataset:
             if not parts:
                 continue
             if len(parts) < 2:
-                raise DatasetFormatError(f"{path}:{lineno}: expected 'user item item ...', got {line.strip()!r}")
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: expected 'user item item ...', got {line.strip()!r}"
+                )
             users.append(parts[0])
             raw.append(parts[1:])
     if not users:
@@ -173,7 +175,9 @@ def recbole_load(path: Path | str) -> Dataset:
     user_tok = [r[ui] for r in rows]
     item_tok = [r[ii] for r in rows]
     try:
-        times = np.asarray([float(r[ti]) for r in rows]) if ti is not None else np.arange(len(rows), dtype=float)
+        times = (
+            np.asarray([float(r[ti]) for r in rows]) if ti is not None else np.arange(len(rows), dtype=float)
+        )
     except ValueError as exc:
         raise DatasetFormatError(f"{path}: non-numeric timestamp ({exc})") from None
     user_ids, user_index = _vocab(user_tok)
@@ -271,7 +275,9 @@ def _session_files(path: Path) -> tuple[Path, Path | None]:
     if path.is_dir():
         trains = sorted(path.glob("*_train_full.txt"))
         if len(trains) != 1:
-            raise DatasetFormatError(f"{path}: expected exactly one *_train_full.txt file, found {len(trains)}")
+            raise DatasetFormatError(
+                f"{path}: expected exactly one *_train_full.txt file, found {len(trains)}"
+            )
         train = trains[0]
     else:
         train = path
@@ -296,7 +302,9 @@ def _read_session_tsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         try:
             si, ii, ti = header.index("SessionId"), header.index("ItemId"), header.index("Time")
         except ValueError:
-            raise DatasetFormatError(f"{path}: header must be SessionId<TAB>ItemId<TAB>Time, got {header}") from None
+            raise DatasetFormatError(
+                f"{path}: header must be SessionId<TAB>ItemId<TAB>Time, got {header}"
+            ) from None
         s, it, t = [], [], []
         for lineno, line in enumerate(fh, 2):
             parts = line.rstrip("\n").split("\t")
@@ -309,7 +317,9 @@ def _read_session_tsv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             try:
                 t.append(float(parts[ti]))
             except ValueError:
-                raise DatasetFormatError(f"{path}:{lineno}: Time must be a number, got {parts[ti]!r}") from None
+                raise DatasetFormatError(
+                    f"{path}:{lineno}: Time must be a number, got {parts[ti]!r}"
+                ) from None
     return np.asarray(s, dtype=str), np.asarray(it, dtype=str), np.asarray(t, dtype=np.float64)
 
 
@@ -353,7 +363,9 @@ def sessions_load(path: Path | str) -> Dataset:
                 ids.append(sid)
         test_ids = np.asarray(ids, dtype=str)
     name = train_path.name.removesuffix("_train_full.txt")
-    return Dataset(name=name, format="session", data=data, test_sessions=test_sessions, test_session_ids=test_ids)
+    return Dataset(
+        name=name, format="session", data=data, test_sessions=test_sessions, test_session_ids=test_ids
+    )
 
 
 def dataset_load(path: Path | str, fmt: str | None = None) -> Dataset:

@@ -152,7 +152,9 @@ def head_items(popularity: np.ndarray, head_fraction: float = 0.2) -> np.ndarray
     return order[:n_head]
 
 
-def popularity_bias(top_ids: np.ndarray, popularity: np.ndarray, k: int = 10, head_fraction: float = 0.2) -> float:
+def popularity_bias(
+    top_ids: np.ndarray, popularity: np.ndarray, k: int = 10, head_fraction: float = 0.2
+) -> float:
     """Share of recommended items (top-k) drawn from the `head_fraction` most popular training items."""
     ids = np.asarray(top_ids)[:, :k]
     ids = ids[ids >= 0]

@@ -206,7 +206,9 @@ def temporal_split(
             cut_test.append(n - n_test)
             cut_valid.append(n - n_test - n_valid)
 
-    train = _subset_data(data, [s[:c] for s, c in zip(seqs, cut_valid)], [t[:c] for t, c in zip(times, cut_valid)])
+    train = _subset_data(
+        data, [s[:c] for s, c in zip(seqs, cut_valid)], [t[:c] for t, c in zip(times, cut_valid)]
+    )
     train_final = _subset_data(
         data, [s[:c] for s, c in zip(seqs, cut_test)], [t[:c] for t, c in zip(times, cut_test)]
     )
@@ -297,7 +299,9 @@ def session_next_click_split(
         item_features=data.item_features,
         sessions=tr_seqs,
     )
-    valid = _prefix_cases(seqs[cut:], np.asarray(data.user_ids)[cut:].astype(str), exclude_history, max_prefix)
+    valid = _prefix_cases(
+        seqs[cut:], np.asarray(data.user_ids)[cut:].astype(str), exclude_history, max_prefix
+    )
     test = _prefix_cases(
         dataset.test_sessions, np.asarray(dataset.test_session_ids).astype(str), exclude_history, max_prefix
     )

@@ -170,14 +170,21 @@ class _Scored:
 
 
 def _dense_scores(
-    engine: Engine, histories: list[np.ndarray], users: np.ndarray, exclude: list[np.ndarray], n_items: int, k: int
+    engine: Engine,
+    histories: list[np.ndarray],
+    users: np.ndarray,
+    exclude: list[np.ndarray],
+    n_items: int,
+    k: int,
 ) -> np.ndarray:
     """(n, n_items) float32 scores; items the engine did not return are -inf."""
     score_fn: Callable | None = getattr(engine, "score", None)
     if callable(score_fn):
         s = np.asarray(score_fn(histories, users=users), dtype=np.float32)
         if s.shape != (len(histories), n_items):
-            raise ValueError(f"{type(engine).__name__}.score returned shape {s.shape}, expected {(len(histories), n_items)}")
+            raise ValueError(
+                f"{type(engine).__name__}.score returned shape {s.shape}, expected {(len(histories), n_items)}"
+            )
         return np.array(s, dtype=np.float32, copy=True)
     ids, vals = engine.recommend(histories, k=k, exclude=exclude, users=users)
     ids = np.asarray(ids, dtype=np.int64)
@@ -229,7 +236,9 @@ def eval_set_score(
     return _Scored(top_ids=top, auc=aucs, seconds=time.perf_counter() - t0)
 
 
-def _case_metrics(top_ids: np.ndarray, targets: Sequence[np.ndarray], k_values: Iterable[int]) -> dict[str, np.ndarray]:
+def _case_metrics(
+    top_ids: np.ndarray, targets: Sequence[np.ndarray], k_values: Iterable[int]
+) -> dict[str, np.ndarray]:
     hits = M.hit_matrix(top_ids, targets)
     n_t = np.fromiter((len(t) for t in targets), dtype=np.int64, count=len(targets))
     out: dict[str, np.ndarray] = {}
@@ -277,7 +286,9 @@ def metrics_compute(
     train: InteractionData,
     *,
     k_values: Sequence[int] = DEFAULT_K,
-) -> tuple[dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]], dict[str, float]]:
+) -> tuple[
+    dict[str, float], dict[str, dict[str, float]], dict[str, dict[str, dict[str, float]]], dict[str, float]
+]:
     """(metrics, slices, groups, gaps) for scored cases; beyond-accuracy figures use `train` popularity."""
     per_case = _case_metrics(top_ids, cases.targets, k_values)
     metrics = {name: _mean(v) for name, v in per_case.items()}
@@ -293,7 +304,10 @@ def metrics_compute(
     slices: dict[str, dict[str, float]] = {}
     cold_u = cases.n_train <= COLD_USER_MAX
     slices["cold_users"] = {"n_cases": int(cold_u.sum()), **{h: _mean(per_case[h][cold_u]) for h in headline}}
-    slices["warm_users"] = {"n_cases": int((~cold_u).sum()), **{h: _mean(per_case[h][~cold_u]) for h in headline}}
+    slices["warm_users"] = {
+        "n_cases": int((~cold_u).sum()),
+        **{h: _mean(per_case[h][~cold_u]) for h in headline},
+    }
     cold_items = pop <= COLD_ITEM_MAX
     cold_targets = [t[cold_items[t]] if len(t) else t for t in cases.targets]
     has_cold = np.asarray([len(t) > 0 for t in cold_targets])
@@ -313,7 +327,9 @@ def metrics_compute(
             mask = labels == lab
             table[lab] = {"n_cases": int(mask.sum()), **{h: _mean(per_case[h][mask]) for h in headline}}
         groups[key] = table
-        eligible = [v["NDCG@10"] for lab, v in table.items() if lab != "unknown" and v["n_cases"] >= MIN_GROUP_CASES]
+        eligible = [
+            v["NDCG@10"] for lab, v in table.items() if lab != "unknown" and v["n_cases"] >= MIN_GROUP_CASES
+        ]
         if "NDCG@10" in headline and len(eligible) >= 2:
             gaps[f"{key}_NDCG@10_gap"] = float(max(eligible) - min(eligible))
     return metrics, slices, groups, gaps
@@ -366,8 +382,14 @@ def evaluate_engine(
             engine = _engine_build(cls, point, seed)
             fit_s = _fit(engine, split.train, split.valid)
             scored = eval_set_score(
-                engine, valid, n_items=split.n_items, k_max=max(k_values), auc=False, batch_size=batch_size,
-                progress=progress, desc=f"{name} valid {point}",
+                engine,
+                valid,
+                n_items=split.n_items,
+                k_max=max(k_values),
+                auc=False,
+                batch_size=batch_size,
+                progress=progress,
+                desc=f"{name} valid {point}",
             )
             value = _mean(_case_metrics(scored.top_ids, valid.targets, k_values)[tune_metric])
             tuning.append({"params": point, tune_metric: value, "fit_seconds": fit_s})
@@ -379,13 +401,21 @@ def evaluate_engine(
 
     if best_engine is None:
         best_engine = _engine_build(cls, best_params, seed)
-        fit_seconds = _fit(best_engine, split.train_final, split.valid if split.train_final is split.train else None)
+        fit_seconds = _fit(
+            best_engine, split.train_final, split.valid if split.train_final is split.train else None
+        )
     else:
         fit_seconds = next(t["fit_seconds"] for t in tuning if t["params"] == best_params)
 
     scored = eval_set_score(
-        best_engine, split.test, n_items=split.n_items, k_max=k_max, auc=auc, batch_size=batch_size,
-        progress=progress, desc=f"{name} test",
+        best_engine,
+        split.test,
+        n_items=split.n_items,
+        k_max=k_max,
+        auc=auc,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"{name} test",
     )
     metrics, slices, groups, gaps = metrics_compute(
         scored.top_ids[:, : max(k_values)], scored.auc, split.test, split.train_final, k_values=k_values
@@ -431,7 +461,9 @@ def evaluate_engines(names: Sequence[str], split: Split, **kwargs: Any) -> list[
     return [evaluate_engine(n, split, **kwargs) for n in names]
 
 
-def predictions_write(path: Path | str, *, case_ids: Sequence[str], top_ids: np.ndarray, item_ids: np.ndarray) -> None:
+def predictions_write(
+    path: Path | str, *, case_ids: Sequence[str], top_ids: np.ndarray, item_ids: np.ndarray
+) -> None:
     """One line per case: ``case_id<TAB>`` then the recommended item ids (dataset ids), best first, space-separated."""
     item_ids = np.asarray(item_ids).astype(str)
     path = Path(path)
@@ -445,9 +477,15 @@ def predictions_write(path: Path | str, *, case_ids: Sequence[str], top_ids: np.
 write_predictions = predictions_write  # the name used in the issue discussion
 
 
-def report_table(reports: Sequence[EngineReport], *, k_values: Sequence[int] = DEFAULT_K, extra: Sequence[str] = ()) -> str:
+def report_table(
+    reports: Sequence[EngineReport], *, k_values: Sequence[int] = DEFAULT_K, extra: Sequence[str] = ()
+) -> str:
     """Markdown table: HR/NDCG at each k, coverage@10, popularity bias, fit and predict seconds."""
-    cols = [f"{m}@{k}" for k in k_values for m in ("HR", "NDCG")] + ["coverage@10", "popularity_bias@10", *extra]
+    cols = [f"{m}@{k}" for k in k_values for m in ("HR", "NDCG")] + [
+        "coverage@10",
+        "popularity_bias@10",
+        *extra,
+    ]
     head = "| engine | " + " | ".join(cols) + " | fit s | predict s | params |"
     sep = "|" + "---|" * (len(cols) + 4)
     lines = [head, sep]

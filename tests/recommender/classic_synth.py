@@ -39,7 +39,9 @@ def clusters_data(n_users: int = 300, n_clusters: int = 3, items_per_cluster: in
     ]
     item_cluster = np.arange(n_items) // items_per_cluster
     attrs = sp.csr_matrix((np.ones(n_items), (np.arange(n_items), item_cluster)), shape=(n_items, n_clusters))
-    texts = [f"{['red shoes', 'blue lamp', 'green tea'][c % 3]} model {i}" for i, c in enumerate(item_cluster)]
+    texts = [
+        f"{['red shoes', 'blue lamp', 'green tea'][c % 3]} model {i}" for i, c in enumerate(item_cluster)
+    ]
     data = InteractionData.from_sequences(
         seqs,
         n_items,

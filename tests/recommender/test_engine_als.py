@@ -30,7 +30,7 @@ def test_als_recovers_clusters_for_unseen_histories(clusters):
 @pytest.mark.parametrize("fold_in", ["mean", "least_squares"])
 def test_bpr_recovers_clusters(clusters, fold_in):
     data, _ = clusters
-    eng = BPREngine(factors=8, iterations=150, learning_rate=0.05, fold_in=fold_in).fit(data)
+    eng = BPREngine(factors=8, iterations=80, learning_rate=0.05, fold_in=fold_in).fit(data)
     ids, _ = eng.recommend([np.array([10, 11, 12]), np.array([0, 3])], 5)
     assert _cluster_share(ids[0], 1) >= 0.8
     assert _cluster_share(ids[1], 0) >= 0.8
@@ -38,7 +38,7 @@ def test_bpr_recovers_clusters(clusters, fold_in):
 
 def test_bpr_learned_user_factors(clusters):
     data, cluster = clusters
-    eng = BPREngine(factors=8, iterations=150, fold_in="learned").fit(data)
+    eng = BPREngine(factors=8, iterations=80, fold_in="learned").fit(data)
     u = int(np.flatnonzero(cluster == 2)[0])
     ids, _ = eng.recommend([data.sequences[u]], 3, users=np.array([u]))
     assert _cluster_share(ids[0], 2) == 1.0
@@ -61,4 +61,6 @@ def test_save_load_identical_scores(tmp_path, clusters, cls):
     hist = [np.array([1, 2]), np.array([29])]
     np.testing.assert_array_equal(eng.score(hist), loaded.score(hist))
     np.testing.assert_array_equal(eng.recommend(hist, 5)[0], loaded.recommend(hist, 5)[0])
-    np.testing.assert_array_equal(eng.similar_items(np.array([4]), 3)[0], loaded.similar_items(np.array([4]), 3)[0])
+    np.testing.assert_array_equal(
+        eng.similar_items(np.array([4]), 3)[0], loaded.similar_items(np.array([4]), 3)[0]
+    )

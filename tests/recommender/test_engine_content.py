@@ -87,4 +87,6 @@ def test_save_load_identical_scores(tmp_path, attrs_only):
     assert sp.issparse(loaded.vectors_)
     hist = [np.array([1, 12]), np.array([29])]
     np.testing.assert_array_equal(eng.score(hist), loaded.score(hist))
-    np.testing.assert_array_equal(eng.similar_items(np.array([4]), 3)[0], loaded.similar_items(np.array([4]), 3)[0])
+    np.testing.assert_array_equal(
+        eng.similar_items(np.array([4]), 3)[0], loaded.similar_items(np.array([4]), 3)[0]
+    )

@@ -70,4 +70,6 @@ def test_save_load_identical_scores(tmp_path, mode):
     hist = [np.array([1, 2, 30]), np.array([7])]
     np.testing.assert_array_equal(eng.score(hist), loaded.score(hist))
     np.testing.assert_array_equal(eng.recommend(hist, 5)[0], loaded.recommend(hist, 5)[0])
-    np.testing.assert_array_equal(eng.similar_items(np.array([3]), 4)[1], loaded.similar_items(np.array([3]), 4)[1])
+    np.testing.assert_array_equal(
+        eng.similar_items(np.array([3]), 4)[1], loaded.similar_items(np.array([3]), 4)[1]
+    )

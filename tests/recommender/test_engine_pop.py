@@ -29,7 +29,9 @@ def test_trending_prefers_recent_items():
     times = [[0.0]] * 5 + [[100 * day]] * 2
     data = InteractionData.from_sequences(seqs, 3, timestamps=times)
     # when / then
-    assert PopularityEngine(mode="global").fit(data).recommend([np.array([], dtype=np.int64)], 1)[0][0, 0] == 0
+    assert (
+        PopularityEngine(mode="global").fit(data).recommend([np.array([], dtype=np.int64)], 1)[0][0, 0] == 0
+    )
     trending = PopularityEngine(mode="trending", half_life_days=7).fit(data)
     assert trending.recommend([np.array([], dtype=np.int64)], 1)[0][0, 0] == 1
 

@@ -99,3 +99,10 @@ def test_two_tower_exclusions_and_short_catalogue(fitted):
 def test_two_tower_rejects_bad_hyperparameters(kwargs):
     with pytest.raises(ValueError):
         TwoTowerEngine(**kwargs)
+
+
+def test_two_tower_user_vector_ignores_batch_padding(fitted):
+    short = np.array([6, 0])
+    alone = fitted.user_vectors([short])
+    together = fitted.user_vectors([short, np.arange(4, 14)])
+    np.testing.assert_allclose(alone[0], together[0], rtol=1e-5, atol=1e-6)

@@ -19,7 +19,9 @@ def seq_file(tmp_path):
         lines.append(f"u{u} " + " ".join(str(1000 + int(i)) for i in seq))
     path = tmp_path / "Tiny.txt"
     path.write_text("\n".join(lines) + "\n")
-    (tmp_path / "Tiny_item2attributes.json").write_text(json.dumps({str(1000 + i): [i % 5] for i in range(60)}))
+    (tmp_path / "Tiny_item2attributes.json").write_text(
+        json.dumps({str(1000 + i): [i % 5] for i in range(60)})
+    )
     return path
 
 
@@ -27,8 +29,13 @@ def test_evaluate_end_to_end(seq_file, tmp_path, capsys):
     out = tmp_path / "report.json"
     preds = tmp_path / "preds"
     call_command(
-        "evaluate", dataset=str(seq_file), models="pop,itemknn,content", predictions_dir=str(preds),
-        out=str(out), seed=3, no_progress=True,
+        "evaluate",
+        dataset=str(seq_file),
+        models="pop,itemknn,content",
+        predictions_dir=str(preds),
+        out=str(out),
+        seed=3,
+        no_progress=True,
     )
     printed = capsys.readouterr().out
     assert "| pop |" in printed and "| itemknn |" in printed and "| content |" in printed
@@ -40,9 +47,7 @@ def test_evaluate_end_to_end(seq_file, tmp_path, capsys):
         assert {"HR@10", "NDCG@10", "AUC", "coverage@10", "popularity_bias@10"} <= set(r["metrics"])
         assert r["params"] and r["tuning"]  # chosen hyperparameters recorded
     # predictions: one line per user, top-20 in the dataset's own ids, history excluded
-    histories = {
-        line.split()[0]: line.split()[1:-1] for line in seq_file.read_text().splitlines()
-    }
+    histories = {line.split()[0]: line.split()[1:-1] for line in seq_file.read_text().splitlines()}
     for name in ("pop", "itemknn", "content"):
         lines = (preds / f"{name}.tsv").read_text().splitlines()
         assert len(lines) == 80

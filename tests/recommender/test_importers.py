@@ -16,7 +16,9 @@ from recommender.evaluation.importers import (
 def test_sequence_file_with_attributes(tmp_path):
     path = tmp_path / "Toy.txt"
     path.write_text("1 10 20 10 30\n2 20 30\n3 30 10 40\n")
-    (tmp_path / "Toy_item2attributes.json").write_text(json.dumps({"10": [1, 2], "20": [2], "40": [3], "99": [4]}))
+    (tmp_path / "Toy_item2attributes.json").write_text(
+        json.dumps({"10": [1, 2], "20": [2], "40": [3], "99": [4]})
+    )
     ds = sequences_load(path)
     d = ds.data
     assert ds.name == "Toy" and ds.format == "seq"
@@ -92,8 +94,7 @@ def test_recbole_errors(tmp_path):
 
 def test_session_files(tmp_path):
     (tmp_path / "clicks_train_full.txt").write_text(
-        "SessionId\tItemId\tTime\n"
-        "2\t7\t100.0\n1\t5\t10.0\n1\t6\t11.0\n2\t8\t101.0\n1\t5\t12.0\n"
+        "SessionId\tItemId\tTime\n2\t7\t100.0\n1\t5\t10.0\n1\t6\t11.0\n2\t8\t101.0\n1\t5\t12.0\n"
     )
     (tmp_path / "clicks_test.txt").write_text(
         "SessionId\tItemId\tTime\n9\t5\t200\n9\t99\t201\n9\t6\t202\n10\t7\t300\n11\t99\t400\n11\t8\t401\n"

@@ -39,7 +39,8 @@ def test_leave_one_out_never_leaks_the_test_item():
     rng = np.random.default_rng(3)
     n_users, shared = 50, 30
     seqs = [
-        list(rng.choice(shared, 6, replace=False)) + [shared + n_users + u, shared + u] for u in range(n_users)
+        list(rng.choice(shared, 6, replace=False)) + [shared + n_users + u, shared + u]
+        for u in range(n_users)
     ]
     data = InteractionData.from_sequences(seqs, shared + 2 * n_users)
     # when
@@ -119,11 +120,19 @@ def test_temporal_needs_timestamps_and_sane_fractions():
 def test_session_next_click_split():
     train_sessions = [np.array([0, 1, 2]), np.array([1, 2]), np.array([3, 4, 3]), np.array([0, 4])]
     data = InteractionData.from_sequences(
-        train_sessions, 6, timestamps=[np.arange(len(s)) + 10 * i for i, s in enumerate(train_sessions)],
-        user_ids=np.array(["a", "b", "c", "d"]), sessions=train_sessions,
+        train_sessions,
+        6,
+        timestamps=[np.arange(len(s)) + 10 * i for i, s in enumerate(train_sessions)],
+        user_ids=np.array(["a", "b", "c", "d"]),
+        sessions=train_sessions,
     )
-    ds = Dataset(name="clicks", format="session", data=data, test_sessions=[np.array([5, 1, 5])],
-                 test_session_ids=np.array(["t1"]))
+    ds = Dataset(
+        name="clicks",
+        format="session",
+        data=data,
+        test_sessions=[np.array([5, 1, 5])],
+        test_session_ids=np.array(["t1"]),
+    )
     split = session_next_click_split(ds, valid_fraction=0.25)
     # the latest training session is validation only; the final model trains on all of them
     assert split.train.n_users == 3 and split.train_final.n_users == 4

@@ -6,6 +6,7 @@ import pytest
 
 from recommender.engines.base import top_k
 from recommender.engines.ease import EASEEngine
+from recommender.engines.itemknn import ItemKNNEngine
 from recommender.evaluation.protocols import leave_one_out_split
 from recommender.evaluation.runner import (
     EngineReport,
@@ -105,7 +106,7 @@ def test_report_metrics_are_consistent_and_serialisable(split, tmp_path):
     assert m["HR@10"] > 0.3  # the planted pairs are learnable
     assert report.n_cases == len(split.test) and report.n_items == N_ITEMS
     assert report.slices["cold_users"]["n_cases"] + report.slices["warm_users"]["n_cases"] == len(split.test)
-    assert len(report.tuning) == 5
+    assert len(report.tuning) == len(ItemKNNEngine.param_grid)
     chosen = max(report.tuning, key=lambda t: t["NDCG@10"])["params"]
     assert all(report.params[k] == v for k, v in chosen.items())
     json.dumps(report.to_dict())

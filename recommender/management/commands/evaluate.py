@@ -32,14 +32,21 @@ class Command(BaseCommand):
             default=None,
             help="Dataset format (guessed from the path when omitted; 'db' reads the shop's own events).",
         )
-        parser.add_argument("--models", default=None, help="Comma-separated engine names (default: all that apply).")
+        parser.add_argument(
+            "--models", default=None, help="Comma-separated engine names (default: all that apply)."
+        )
         parser.add_argument("--predictions-dir", default=None, help="Write <engine>.tsv top-20 lists here.")
         parser.add_argument("--out", default=None, help="Write the full report as JSON to this file.")
         parser.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
-        parser.add_argument("--protocol", choices=PROTOCOLS, default="default", help="Override the split protocol.")
+        parser.add_argument(
+            "--protocol", choices=PROTOCOLS, default="default", help="Override the split protocol."
+        )
         parser.add_argument("--no-tune", action="store_true", help="Use each engine's defaults; skip tuning.")
         parser.add_argument(
-            "--tune-max-cases", type=int, default=None, help="Tune on a random sample of this many validation cases."
+            "--tune-max-cases",
+            type=int,
+            default=None,
+            help="Tune on a random sample of this many validation cases.",
         )
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
@@ -54,7 +61,9 @@ class Command(BaseCommand):
         dataset = self._dataset(opts["dataset"], fmt)
         split = self._split(dataset, opts["protocol"])
         if not len(split.test):
-            raise CommandError(f"The {split.protocol} split of {dataset.name!r} has no test cases; nothing to evaluate.")
+            raise CommandError(
+                f"The {split.protocol} split of {dataset.name!r} has no test cases; nothing to evaluate."
+            )
         self.stdout.write(
             f"{dataset.name}: {dataset.data.n_users} users, {dataset.data.n_items} items, "
             f"{dataset.data.matrix.nnz} interactions; protocol {split.protocol}: "
@@ -141,7 +150,13 @@ class Command(BaseCommand):
             raise CommandError(f"Dataset not found: {path}")
         try:
             return dataset_load(path, fmt)
-        except (DatasetFormatError, FileNotFoundError, ValueError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (
+            DatasetFormatError,
+            FileNotFoundError,
+            ValueError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+        ) as exc:
             raise CommandError(f"Cannot read {path} as {fmt or 'an auto-detected format'}: {exc}") from exc
 
     def _split(self, dataset, protocol):

@@ -1,0 +1,144 @@
+"""Reads for experiments: the snapshot serving uses per request, lists for the admin.
+
+`experiment_for_widget(widget_id=...)` is on the serving hot path: it answers from a process-local memo
+(refreshed every few seconds) backed by the cache, keyed by a generation number that every start /
+pause / stop / weight change bumps, so a status change reaches all workers within `MEMO_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+
+from .models import Experiment, Exposure, Variant
+
+MEMO_SECONDS = 5.0
+GENERATION_KEY = "rs:exp:generation"
+
+
+@dataclass(frozen=True)
+class VariantOverrides:
+    """What one arm changes about the widgets it targets; empty / None fields keep the widget's own."""
+
+    id: int
+    name: str
+    is_control: bool
+    weight: int
+    strategy: str = ""
+    engine: str = ""
+    model_version_id: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.strategy or self.engine or self.model_version_id or self.params or self.rules)
+
+
+@dataclass(frozen=True)
+class ExperimentSnapshot:
+    """Everything serving needs to assign and apply a running experiment, as plain values (cacheable)."""
+
+    id: int
+    slug: str
+    salt: str
+    traffic_share: float
+    holdout_share: float
+    allocation: tuple[int, ...]
+    variants: dict[int, VariantOverrides]
+    widget_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_model(cls, experiment: Experiment, variants: list[Variant] | None = None,
+                   widget_ids: tuple[int, ...] = ()) -> ExperimentSnapshot:
+        variants = variants if variants is not None else list(experiment.variants.all())
+        return cls(
+            id=experiment.pk,
+            slug=experiment.slug,
+            salt=experiment.salt,
+            traffic_share=float(experiment.traffic_share),
+            holdout_share=float(experiment.holdout_share),
+            allocation=tuple(experiment.allocation or ()),
+            variants={
+                v.pk: VariantOverrides(
+                    id=v.pk,
+                    name=v.name,
+                    is_control=v.is_control,
+                    weight=v.weight,
+                    strategy=v.strategy or "",
+                    engine=v.engine or "",
+                    model_version_id=v.model_version_id,
+                    params=dict(v.params or {}),
+                    rules=tuple(r for r in (v.rules or []) if isinstance(r, dict)),
+                )
+                for v in variants
+            },
+            widget_ids=widget_ids,
+        )
+
+
+def experiment_cache_bump() -> None:
+    """Invalidate every worker's snapshot of running experiments (called after status/weight changes)."""
+    _memo.clear()
+    try:
+        try:
+            cache.incr(GENERATION_KEY)
+        except ValueError:
+            cache.set(GENERATION_KEY, 1, None)
+    except Exception:
+        pass  # cache down: workers refresh from the database within MEMO_SECONDS anyway
+
+
+_memo: dict[str, tuple[float, Any]] = {}
+
+
+def running_experiments_by_widget() -> dict[int, ExperimentSnapshot]:
+    """widget id -> snapshot of the running experiment targeting it (two queries, memoised)."""
+    now = time.monotonic()
+    try:
+        generation = cache.get(GENERATION_KEY, 0)
+    except Exception:
+        generation = -1
+    hit = _memo.get("running")
+    if hit is not None and hit[0] > now and hit[1][0] == generation:
+        return hit[1][1]
+    experiments = list(
+        Experiment.objects.filter(status=Experiment.Status.RUNNING).prefetch_related("variants", "widgets")
+    )
+    out: dict[int, ExperimentSnapshot] = {}
+    for e in experiments:
+        wids = tuple(w.pk for w in e.widgets.all())
+        snap = ExperimentSnapshot.from_model(e, list(e.variants.all()), wids)
+        if not snap.allocation:
+            continue
+        for wid in wids:
+            out.setdefault(wid, snap)
+    _memo["running"] = (now + MEMO_SECONDS, (generation, out))
+    return out
+
+
+def experiment_for_widget(*, widget_id: int) -> ExperimentSnapshot | None:
+    return running_experiments_by_widget().get(widget_id)
+
+
+def experiment_get(*, slug: str) -> Experiment | None:
+    return Experiment.objects.filter(slug=slug).prefetch_related("variants", "widgets").first()
+
+
+def exposure_counts(*, experiment: Experiment) -> dict[str, int]:
+    """Exposed subjects per variant name (holdout under "holdout"): one grouped query."""
+    from django.db.models import Count
+
+    rows = (
+        Exposure.objects.filter(experiment=experiment)
+        .values("variant__name", "holdout")
+        .annotate(n=Count("id"))
+    )
+    out: dict[str, int] = {}
+    for r in rows:
+        name = "holdout" if r["holdout"] else (r["variant__name"] or "")
+        out[name] = out.get(name, 0) + r["n"]
+    return out
