@@ -28,12 +28,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "datasets" / "amazon-beauty" / "Beauty.txt"
 OUT = ROOT / "docs" / "benchmarks" / "hybrid.md"
-PUBLISHED = [("SASRec (S3-Rec paper)", 0.0605, 0.0318), ("DuoRec", 0.0845, 0.0443), ("FEARec", 0.0884, 0.0459)]
+PUBLISHED = [
+    ("SASRec (S3-Rec paper)", 0.0605, 0.0318),
+    ("DuoRec", 0.0845, 0.0443),
+    ("FEARec", 0.0884, 0.0459),
+]
 
 
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", default=None, help="comma-separated base engines (default: the hybrid's default)")
+    p.add_argument(
+        "--base", default=None, help="comma-separated base engines (default: the hybrid's default)"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablation", action="store_true", help="also run the hybrid over ease,itemknn only")
     p.add_argument("--no-baseline", action="store_true", help="skip the plain EASE baseline run")
@@ -84,7 +90,10 @@ def main() -> int:
     t0 = time.perf_counter()
     ds = dataset_load(DATA)
     split = leave_one_out_split(ds.data, dataset="amazon-beauty")
-    print(f"loaded {split.train.n_users} users, {split.n_items} items in {time.perf_counter() - t0:.1f}s", flush=True)
+    print(
+        f"loaded {split.train.n_users} users, {split.n_items} items in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
 
     runs: list[tuple[str, dict]] = []
     base_default = list(HybridEngine().base_engines)
@@ -92,7 +101,9 @@ def main() -> int:
     params = {"base_engines": base, "n_threads": args.threads}
     runs.append((f"hybrid ({', '.join(base)})", params))
     if args.ablation and set(base) != {"ease", "itemknn"}:
-        runs.append(("hybrid (ease, itemknn)", {"base_engines": ["ease", "itemknn"], "n_threads": args.threads}))
+        runs.append(
+            ("hybrid (ease, itemknn)", {"base_engines": ["ease", "itemknn"], "n_threads": args.threads})
+        )
 
     rows = []
     baseline = None
@@ -105,7 +116,14 @@ def main() -> int:
     for label, p in runs:
         t = time.perf_counter()
         r = evaluate_engine(
-            "hybrid", split, params=p, tune=False, auc=False, seed=args.seed, progress=False, engine_cls=RecordingHybrid
+            "hybrid",
+            split,
+            params=p,
+            tune=False,
+            auc=False,
+            seed=args.seed,
+            progress=False,
+            engine_cls=RecordingHybrid,
         )
         eng = fitted[-1]
         rows.append((label, r, eng, time.perf_counter() - t))
@@ -127,7 +145,8 @@ def main() -> int:
             exp_text = (
                 f"Test case `{split.test.case_ids[i]}` (history of {len(h)} items), target item "
                 f"`{split.train_final.item_ids[e.item]}`: base value {e.base_value:.3f} + contributions = "
-                f"raw score {e.raw_score:.3f}.\n\n> {e.summary()}\n\nLargest contributions:\n\n" + "\n".join(lines)
+                f"raw score {e.raw_score:.3f}.\n\n> {e.summary()}\n\nLargest contributions:\n\n"
+                + "\n".join(lines)
             )
             break
 

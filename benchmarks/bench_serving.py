@@ -86,7 +86,7 @@ def django_setup() -> None:
 # --------------------------------------------------------------------------------------------- setup
 
 
-def setup(scale: str, customers_cap: int) -> dict:
+def setup(scale: str, overrides: list[str]) -> dict:
     timings = {}
     import psycopg
 
@@ -104,7 +104,7 @@ def setup(scale: str, customers_cap: int) -> dict:
         env={**ENV, "DJANGO_SETTINGS_MODULE": "recsite.settings.serve"},
     )
     timings["seed_demo"] = sh(
-        PY, "manage.py", "seed_demo", "--scale", scale, "--no-progress", log="bench_seed.log"
+        PY, "manage.py", "seed_demo", "--scale", scale, *overrides, "--no-progress", log="bench_seed.log"
     )
     return timings
 
@@ -348,6 +348,18 @@ async def run_scenario(
 # --------------------------------------------------------------------------------------------- main
 
 
+def seed_overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag, value in (
+        ("--products", args.seed_products),
+        ("--customers", args.seed_customers),
+        ("--days", args.seed_days),
+    ):
+        if value is not None:
+            out += [flag, str(value)]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scale", default="large", choices=["small", "default", "large"])
@@ -358,13 +370,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--port", type=int, default=8765)
     ap.add_argument("--customers", type=int, default=20000, help="customers precomputed and requested")
+    ap.add_argument("--seed-products", type=int, help="seed_demo --products (overrides the scale)")
+    ap.add_argument("--seed-customers", type=int, help="seed_demo --customers (overrides the scale)")
+    ap.add_argument("--seed-days", type=int, help="seed_demo --days (overrides the scale)")
     args = ap.parse_args()
     if args.concurrency < 1 or args.requests < 1 or args.seconds <= 0 or args.workers < 1:
         ap.error("concurrency, requests, seconds and workers must be positive")
 
     timings: dict[str, float] = {}
     if not args.reuse:
-        timings.update(setup(args.scale, args.customers))
+        timings.update(setup(args.scale, seed_overrides(args)))
     info = prepare(args.customers)
     timings.update(info["timings"])
     if not info["customers"]:
@@ -441,10 +456,11 @@ def report(args, info, timings, results, rss) -> None:
         "and noisy; the ratios to the health endpoint, measured in the same run, are the comparable numbers.",
         f"- Command: `.venv/bin/python benchmarks/bench_serving.py --scale {args.scale} --concurrency {args.concurrency} "
         f"--requests {args.requests} --seconds {args.seconds:g} --workers {args.workers} --customers {args.customers}"
+        f"{' '.join([''] + [f'--seed-{f[2:]} {v}' for f, v in zip(seed_overrides(args)[::2], seed_overrides(args)[1::2], strict=True)])}"
         f"{' --reuse' if args.reuse else ''}`",
         f"- Server: the `make serve` command line (gunicorn, {args.workers} uvicorn workers, `recsite.settings.serve`, "
         "PostgreSQL 127.0.0.1, Redis cache/throttle, buffered impression writer); throttles raised for the run.",
-        f"- Data: `seed_demo --scale {args.scale}`: {info['n_products']:,} active products, {info['n_customers']:,} customers, "
+        f"- Data: `seed_demo --scale {args.scale} {' '.join(seed_overrides(args))}`: {info['n_products']:,} active products, {info['n_customers']:,} customers, "
         f"{info['n_events']:,} events. Engine `itemknn` (model version {info['version']}) for all three widgets, "
         f"8 items per request. Batch precompute for {len(info['customers']):,} active customers; "
         f"sampled cache hit rate of the personalized widget: {hits}/{sampled}.",

@@ -164,6 +164,13 @@ def _baseline_read() -> int:
     return n
 
 
+def _vendor(connection) -> str:
+    if connection.vendor == "sqlite":
+        return f"SQLite {'.'.join(map(str, connection.Database.sqlite_version_info))}"
+    v = connection.pg_version
+    return f"PostgreSQL {v // 10000}.{v % 100}"
+
+
 def child_scale(backend: str, n_events: int) -> dict:
     media = tempfile.mkdtemp(prefix="recsite-bench-media-")
     if backend == "sqlite":
@@ -219,7 +226,7 @@ def child_scale(backend: str, n_events: int) -> dict:
         runs[engine] = {"status": run.status, "timings": run.timings, "error": run.error[-300:]}
     result = {
         "backend": backend,
-        "vendor": f"{connection.display_name} {'.'.join(map(str, connection.Database.sqlite_version_info)) if backend == 'sqlite' else connection.pg_version}",
+        "vendor": _vendor(connection),
         "events_total": total_events,
         "events_weighted": shop.n_events,
         "rows_read": rows,

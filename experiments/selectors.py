@@ -142,3 +142,65 @@ def exposure_counts(*, experiment: Experiment) -> dict[str, int]:
         name = "holdout" if r["holdout"] else (r["variant__name"] or "")
         out[name] = out.get(name, 0) + r["n"]
     return out
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A metric's recent level, for the sample-size calculator. kind: "binary" (value is a rate) or "mean"."""
+
+    metric: str
+    kind: str
+    value: float
+    sd: float
+    units: int  # lists, sessions or orders observed in the window
+    unit: str
+    per_day: float
+    days: int
+
+
+def metric_baseline(*, metric: str, widget_ids: list[int] | None = None, days: int = 30) -> Baseline | None:
+    """The metric's level over the last `days` days (two queries at most); None when there is no data or
+    the calculator does not support the metric."""
+    from datetime import timedelta
+
+    from django.db.models import Avg, Count, StdDev, Subquery
+    from django.utils import timezone
+
+    from catalog.models import Event, Order
+    from recommender.models import Impression
+
+    since = timezone.now() - timedelta(days=days)
+    if metric == "ctr":
+        imps = Impression.objects.filter(created_at__gte=since)
+        if widget_ids:
+            imps = imps.filter(widget_id__in=widget_ids)
+        lists = imps.aggregate(n=Count("request_id", distinct=True))["n"] or 0
+        if not lists:
+            return None
+        clicked = (
+            Impression.objects.filter(
+                id__in=Subquery(
+                    Event.objects.filter(type="click", impression_id__in=Subquery(imps.values("id"))).values(
+                        "impression_id"
+                    )
+                )
+            ).aggregate(n=Count("request_id", distinct=True))["n"]
+            or 0
+        )
+        p = clicked / lists
+        return Baseline(metric, "binary", p, (p * (1 - p)) ** 0.5, lists, "recommendation lists", lists / days, days)
+    if metric in ("conversion_rate", "add_to_cart_rate"):
+        kind = "purchase" if metric == "conversion_rate" else "add_to_cart"
+        ev = Event.objects.filter(timestamp__gte=since).exclude(session_id="")
+        sessions = ev.aggregate(n=Count("session_id", distinct=True))["n"] or 0
+        if not sessions:
+            return None
+        hits = ev.filter(type=kind).aggregate(n=Count("session_id", distinct=True))["n"] or 0
+        p = hits / sessions
+        return Baseline(metric, "binary", p, (p * (1 - p)) ** 0.5, sessions, "sessions", sessions / days, days)
+    if metric == "aov":
+        agg = Order.objects.filter(created_at__gte=since).aggregate(n=Count("id"), m=Avg("total"), s=StdDev("total"))
+        if not agg["n"] or agg["s"] is None:
+            return None
+        return Baseline(metric, "mean", float(agg["m"]), float(agg["s"]), agg["n"], "orders", agg["n"] / days, days)
+    return None

@@ -71,6 +71,10 @@ def _variant_params_check(variant: Variant) -> list[str]:
             value = params[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
                 errors.append(f"Variant {variant.name!r}: {key} must be a number between 0 and 1, got {value!r}.")
+    if "num_items" in params:
+        value = params["num_items"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+            errors.append(f"Variant {variant.name!r}: num_items must be a whole number from 1 to 100, got {value!r}.")
     if "alpha" in params:
         value = params["alpha"]
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
@@ -137,6 +141,13 @@ def experiment_validate(*, experiment: Experiment, variants: Sequence[Variant] |
         raise ValidationError(errors)
 
 
+def _bump() -> None:
+    """Invalidate serving's snapshots now (this process) and again after commit (other workers could
+    have re-read the old rows in between; their memo lives MEMO_SECONDS at most anyway)."""
+    experiment_cache_bump()
+    transaction.on_commit(experiment_cache_bump)
+
+
 def _weights(variants: Sequence[Variant]) -> dict[int, float]:
     return {v.pk: float(v.weight) for v in variants}
 
@@ -163,7 +174,7 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
     if experiment.started_at is None:
         experiment.started_at = now or timezone.now()
     experiment.save(update_fields=["allocation", "status", "started_at"])
-    transaction.on_commit(experiment_cache_bump)
+    _bump()
     return experiment
 
 
@@ -174,7 +185,7 @@ def experiment_pause(*, experiment: Experiment) -> Experiment:
         raise ValidationError(f"Only a running experiment can be paused; {experiment.slug!r} is {experiment.status}.")
     experiment.status = Experiment.Status.PAUSED
     experiment.save(update_fields=["status"])
-    transaction.on_commit(experiment_cache_bump)
+    _bump()
     return experiment
 
 
@@ -188,7 +199,7 @@ def experiment_stop(*, experiment: Experiment, now: datetime | None = None) -> E
     experiment.status = Experiment.Status.STOPPED
     experiment.stopped_at = now or timezone.now()
     experiment.save(update_fields=["status", "stopped_at"])
-    transaction.on_commit(experiment_cache_bump)
+    _bump()
     return experiment
 
 
@@ -224,7 +235,7 @@ def experiment_allocation_sync(*, experiment: Experiment) -> None:
     if new != experiment.allocation:
         experiment.allocation = new
         Experiment.objects.filter(pk=experiment.pk).update(allocation=new)
-    transaction.on_commit(experiment_cache_bump)
+    _bump()
 
 
 def variant_assign(*, experiment: ExperimentSnapshot | Experiment, subject_id: str) -> Assignment:

@@ -54,6 +54,9 @@ def widget_with_overrides(widget: Any, over: Any) -> Any:
         w.model_version_id = over.model_version_id
     if over.params:
         w.params = {**(widget.params or {}), **over.params}
+        n = over.params.get("num_items")
+        if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 100:
+            w.num_items = n  # "show 4 instead of 8" is an experiment too
     return w
 
 

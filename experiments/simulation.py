@@ -55,6 +55,7 @@ class ArmSpec:
     strategy: str = ""
     engine: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,19 @@ def _reset_data() -> None:
     demo_data_delete()
 
 
+def _process_state_reset() -> None:
+    """Forget everything cached about the previous run's shop (its ids are reused by the next one)."""
+    from django.core.cache import cache
+
+    from experiments import bandit_serving, selectors
+    from recommender.serving import serving_state_reset
+
+    cache.clear()  # the sandbox's private local-memory cache
+    serving_state_reset()
+    selectors._memo.clear()
+    bandit_serving.bandit_state_reset()
+
+
 def _event_rows(log, *, t0, product_pk, prices, customer_ext, session_id, served) -> list[dict]:
     """The visit's events in the REST field names; recommendation clicks (and the view / add-to-cart that
     follow them) carry the impression id of the slot clicked."""
@@ -270,7 +284,7 @@ def run_once(
     from experiments.selectors import ExperimentSnapshot
     from experiments.services import experiment_start, variant_assign
     from recommender.models import TrainingRun, Widget, WidgetRule
-    from recommender.serving import recommendations_get, serving_state_reset
+    from recommender.serving import recommendations_get
     from recommender.training import training_run_create, training_run_execute
 
     from .simulator.catalog import catalog_generate
@@ -279,7 +293,7 @@ def run_once(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     _reset_data()
-    serving_state_reset()
+    _process_state_reset()
     exp_days = steps / 24.0
     now = timezone.now().astimezone(UTC)
     exp_start = (now - timedelta(days=exp_days, minutes=10)).replace(microsecond=0)
@@ -318,7 +332,8 @@ def run_once(
     exp.widgets.set(list(widgets.values()))
     for arm in scenario.arms:
         Variant.objects.create(experiment=exp, name=arm.name, is_control=arm.is_control, weight=arm.weight,
-                               strategy=arm.strategy, engine=arm.engine, params=arm.params)
+                               strategy=arm.strategy, engine=arm.engine, params=arm.params,
+                               rules=list(arm.rules))
     exp = experiment_start(experiment=exp, now=exp_start)
     snap = ExperimentSnapshot.from_model(exp)
 
@@ -350,7 +365,7 @@ def run_once(
             customer=cust_objs[ctx.customer],
             product=product,
             session_items=[product_pk[i] for i in ctx.history[-10:]],
-            k=ctx.k,
+            k=None,  # the widget's (or the variant's) number of items; the widgets hold 8, as ctx.k
             context={"cart": [product_pk[i] for i in ctx.cart]},
         )
         if recs:

@@ -90,11 +90,15 @@ def explain_many(
     for j, item in enumerate(items_arr):
         order = np.argsort(-np.abs(shap_values[j]), kind="stable")
         contribs = tuple((names[f], float(X[j, f]), float(shap_values[j, f])) for f in order)
-        out.append(Explanation(item=int(item), base_value=base, contributions=contribs, raw_score=float(raw[j])))
+        out.append(
+            Explanation(item=int(item), base_value=base, contributions=contribs, raw_score=float(raw[j]))
+        )
     return out
 
 
-def explain(engine: Any, history: Sequence[int] | np.ndarray, item: int, *, user: int | None = None) -> Explanation:
+def explain(
+    engine: Any, history: Sequence[int] | np.ndarray, item: int, *, user: int | None = None
+) -> Explanation:
     """Why `engine` (a fitted HybridEngine) scores `item` as it does for a shopper with `history`."""
     return explain_many(engine, history, [item], user=user)[0]
 
@@ -108,7 +112,9 @@ def explanation_summary(exp: Explanation, *, max_reasons: int = 3, min_contribut
     high = exp.raw_score >= exp.base_value
     parts = []
     if high and pos:
-        parts.append("Ranked high mainly because: " + ", ".join(f"{feature_phrase(n)} ({c:+.2f})" for n, c in pos))
+        parts.append(
+            "Ranked high mainly because: " + ", ".join(f"{feature_phrase(n)} ({c:+.2f})" for n, c in pos)
+        )
         if neg:
             parts.append("held back by: " + ", ".join(f"{n.lower()} ({c:+.2f})" for n, c in neg))
     elif not high and neg:

@@ -224,7 +224,9 @@ def feature_context_build(data: InteractionData) -> FeatureContext:
         created = np.asarray(f.created, dtype=np.float64)
         ref = end if end is not None else float(np.nanmax(created))
         age_created = (ref - created) / DAY
-        item_age = age_created if item_age is None else np.where(np.isfinite(age_created), age_created, item_age)
+        item_age = (
+            age_created if item_age is None else np.where(np.isfinite(age_created), age_created, item_age)
+        )
 
     # Transitions a -> b between consecutive items of each sequence (session signal).
     src = np.concatenate([s[:-1] for s in seqs]) if seqs else np.zeros(0, dtype=np.int64)
@@ -306,7 +308,11 @@ def _lookup(keys_sorted: np.ndarray, values: np.ndarray, query: np.ndarray, miss
 
 
 def _attach_engine_features(
-    lists: dict[str, tuple[np.ndarray, np.ndarray]], row: np.ndarray, item: np.ndarray, n_items: int, depth: int
+    lists: dict[str, tuple[np.ndarray, np.ndarray]],
+    row: np.ndarray,
+    item: np.ndarray,
+    n_items: int,
+    depth: int,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     query = row * n_items + item
     scores, ranks = {}, {}
@@ -384,12 +390,15 @@ def _sparse_pick(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
 
 def _row_counts(values: list[np.ndarray], n_cols: int) -> sp.csr_matrix:
     """(len(values), n_cols) CSR of value counts per list, ignoring negative (unknown) values."""
-    rows = np.concatenate([np.full(len(v), i, dtype=np.int64) for i, v in enumerate(values)]) if values else []
+    rows = (
+        np.concatenate([np.full(len(v), i, dtype=np.int64) for i, v in enumerate(values)]) if values else []
+    )
     cols = np.concatenate(values) if values else np.zeros(0, dtype=np.int64)
     rows = np.asarray(rows, dtype=np.int64)
     keep = cols >= 0
     m = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])), shape=(len(values), max(n_cols, 1))
+        (np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], cols[keep])),
+        shape=(len(values), max(n_cols, 1)),
     )
     m.sum_duplicates()
     return m
@@ -456,7 +465,9 @@ def features_build(
             b = c[item[has_last]]
             sim_last[has_last] = np.asarray(a.multiply(b).sum(axis=1), dtype=np.float32).ravel()
         prof = _row_counts(recent, n_items)  # (B, n_items) counts of recent items
-        prof = sp.diags(1.0 / np.maximum(np.asarray(prof.sum(axis=1)).ravel(), 1)).dot(prof) @ c  # mean vector
+        prof = (
+            sp.diags(1.0 / np.maximum(np.asarray(prof.sum(axis=1)).ravel(), 1)).dot(prof) @ c
+        )  # mean vector
         prof = sp.csr_matrix(prof, dtype=np.float32)
         sim_recent = np.asarray(prof[row].multiply(c[item]).sum(axis=1), dtype=np.float32).ravel()
         sim_recent[hist_len[row] == 0] = np.nan
@@ -596,8 +607,12 @@ def ranker_groups_build(
         t = np.atleast_1d(np.asarray(t, dtype=np.int64))
         t_rows.append(np.full(len(t), i, dtype=np.int64))
         t_items.append(t)
-    n_items = int(max(int(cands.item.max(initial=0)), int(max((t.max(initial=0) for t in t_items), default=0)))) + 1
-    t_keys = np.concatenate(t_rows) * n_items + np.concatenate(t_items) if t_rows else np.zeros(0, dtype=np.int64)
+    n_items = (
+        int(max(int(cands.item.max(initial=0)), int(max((t.max(initial=0) for t in t_items), default=0)))) + 1
+    )
+    t_keys = (
+        np.concatenate(t_rows) * n_items + np.concatenate(t_items) if t_rows else np.zeros(0, dtype=np.int64)
+    )
     y_all = np.isin(cands.row * n_items + cands.item, t_keys).astype(np.float32)
     has_pos = np.bincount(cands.row[y_all > 0], minlength=n_hist) > 0
     keep = has_pos[cands.row]
@@ -676,7 +691,11 @@ def ranker_fit(
     model.fit(train.X, train.y, callbacks=callbacks, **fit_kw)
     booster = model.booster_
     best = int(model.best_iteration_ or 0) or booster.current_iteration()
-    info: dict[str, Any] = {"best_iteration": best, "train_groups": train.n_groups, "train_rows": len(train.y)}
+    info: dict[str, Any] = {
+        "best_iteration": best,
+        "train_groups": train.n_groups,
+        "train_rows": len(train.y),
+    }
     if valid is not None and valid.n_groups:
         info["valid_groups"] = valid.n_groups
         info["valid_ndcg@10"] = float(model.best_score_["valid_0"]["ndcg@10"])

@@ -169,16 +169,19 @@ def candidates_cache_key(*, model_version_id: int, customer_id: int) -> str:
 
 
 def _shared_list(key: str, compute: Any, ttl: int = LIST_TTL) -> Any:
-    """A list shared across workers through the cache, memoised in-process; recomputed when both miss."""
-    now = time.monotonic()
-    hit = _memo.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    """A list shared across workers through the cache; recomputed on a miss. While the cache is down a
+    process-local copy (at most 60 s old) stands in, so an outage does not recompute it per request."""
     value = cache_get(key)
-    if value is None:
-        value = compute()
-        cache_set(key, value, ttl)
-    _memo[key] = (now + min(ttl, 60), value)
+    if value is not None:
+        return value
+    now = time.monotonic()
+    if now < _cache_down_until:
+        hit = _memo.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+    value = compute()
+    if not cache_set(key, value, ttl):
+        _memo[key] = (now + min(ttl, 60), value)
     return value
 
 
@@ -446,10 +449,11 @@ class _Source:
 _categories_memo: dict[str, tuple[float, dict[int, tuple[int | None, str]]]] = {}
 
 
-def _categories() -> dict[int, tuple[int | None, str]]:
-    """category id -> (parent id, name), one query per process per minute."""
+def _categories(needed: Iterable[int] = ()) -> dict[int, tuple[int | None, str]]:
+    """category id -> (parent id, name): one query per process per minute, or at once when a needed
+    category is not known yet (a new category is never served with a truncated path)."""
     hit = _categories_memo.get("all")
-    if hit is not None and hit[0] > time.monotonic():
+    if hit is not None and hit[0] > time.monotonic() and all(c in hit[1] for c in needed):
         return hit[1]
     cats = {
         pk: (parent, name) for pk, parent, name in Category.objects.values_list("pk", "parent_id", "name")
@@ -472,10 +476,12 @@ def product_attrs_load(product_ids: Iterable[int] = (), skus: Iterable[str] = ()
     ids, skus = list(set(product_ids)), list(set(skus))
     if not ids and not skus:
         return {}
-    cats = _categories()
-    rows = Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).values_list(
-        "pk", "sku", "title", "category_id", "brand_id", "price", "stock", "is_active", "created_at"
+    rows = list(
+        Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).values_list(
+            "pk", "sku", "title", "category_id", "brand_id", "price", "stock", "is_active", "created_at"
+        )
     )
+    cats = _categories({r[3] for r in rows})
     out = {}
     for pk, sku, title, cat, brand, price, stock, active, created in rows:
         out[pk] = ProductAttrs(
@@ -528,7 +534,9 @@ def _candidates(
             default_reason="You viewed this recently",
         )
     if strategy in BANDIT_STRATEGIES:
-        return _bandit_candidates(strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings)
+        return _bandit_candidates(
+            strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings
+        )
     if strategy not in MODEL_STRATEGIES:
         warnings.append(f"unknown strategy {strategy!r}")
         return None
@@ -582,12 +590,16 @@ def _bandit_candidates(
     for base_strategy in (str(params.get("base") or "personalized"), "popular"):
         if base_strategy in BANDIT_STRATEGIES:
             continue
-        base = _candidates(base_strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings)
+        base = _candidates(
+            base_strategy, widget=widget, shopper=shopper, product=product, n=n, warnings=warnings
+        )
         if base is not None and base.items:
             break
     if base is None or not base.items:
         return None
-    pool = [p for p, _ in base.items if product is None or p != product.pk][: int(params.get("pool") or DEFAULT_POOL)]
+    pool = [p for p, _ in base.items if product is None or p != product.pk][
+        : int(params.get("pool") or DEFAULT_POOL)
+    ]
     slate = bandit_slate(strategy=strategy, widget=widget, pool=pool, customer=shopper.customer)
     size = len(slate.items)
     return _Source(

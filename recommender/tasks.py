@@ -36,4 +36,5 @@ def retrain_if_events_task() -> list[int]:
     last successful run (also marks runs whose worker died as failed)."""
     return [run.pk for run in training.training_runs_create_if_events()]
 
+
 from .batch import batch_inference_task  # noqa: E402,F401  (batch inference; registered with Celery here)

@@ -49,7 +49,7 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile, File
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -199,7 +199,6 @@ def training_run_execute(*, run_id: int, progress: ProgressCallback | None = Non
     Never raises for a training failure (the run is marked failed instead); re-raises interrupts
     (KeyboardInterrupt, SystemExit) after marking the run failed.
     """
-    close_old_connections()
     claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
         status=TrainingRun.Status.RUNNING,
         started_at=timezone.now(),
@@ -615,15 +614,25 @@ def training_runs_create_if_events(*, threshold: int | None = None) -> list[Trai
 
 
 def training_runs_reap_stale(*, older_than: timedelta | None = None) -> int:
-    """Mark runs still `running` long after they started as failed (their worker died). Returns how many."""
+    """Mark as failed the runs still `running` long after they started (their worker died) and the runs
+    still `queued` long after they were created (no worker consumes their queue), so they stop blocking
+    new runs of their engine. Returns how many."""
     older_than = older_than or timedelta(seconds=settings.RECSITE_TRAINING_STALE_SECONDS)
-    cutoff = timezone.now() - older_than
-    return TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff).update(
+    now = timezone.now()
+    cutoff = now - older_than
+    running = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, started_at__lt=cutoff).update(
         status=TrainingRun.Status.FAILED,
         error=f"Interrupted: no result {older_than} after it started (the worker probably stopped).",
         progress_message="Interrupted (worker lost)",
-        finished_at=timezone.now(),
+        finished_at=now,
     )
+    queued = TrainingRun.objects.filter(status=TrainingRun.Status.QUEUED, created_at__lt=cutoff).update(
+        status=TrainingRun.Status.FAILED,
+        error=f"Never started: still queued {older_than} after it was created (is a worker consuming its queue?).",
+        progress_message="Never started (no worker)",
+        finished_at=now,
+    )
+    return running + queued
 
 
 def training_run_status(*, run: TrainingRun) -> dict[str, Any]:

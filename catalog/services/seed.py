@@ -38,7 +38,17 @@ from django.db.models.deletion import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from catalog.models import Brand, Category, Customer, Event, Order, OrderLine, Product, ShoppingSession, Visitor
+from catalog.models import (
+    Brand,
+    Category,
+    Customer,
+    Event,
+    Order,
+    OrderLine,
+    Product,
+    ShoppingSession,
+    Visitor,
+)
 from experiments.simulator.catalog import Catalog, catalog_generate
 from experiments.simulator.recommenders import SegmentPopular
 from experiments.simulator.shoppers import (
@@ -90,8 +100,17 @@ class SeedResult:
 
     @property
     def rows(self) -> int:
-        return (self.categories + self.brands + self.products + self.customers + self.visitors + self.sessions
-                + self.events + self.orders + self.order_lines)
+        return (
+            self.categories
+            + self.brands
+            + self.products
+            + self.customers
+            + self.visitors
+            + self.sessions
+            + self.events
+            + self.orders
+            + self.order_lines
+        )
 
 
 class Progress:
@@ -124,8 +143,11 @@ def demo_data_delete() -> dict[str, int]:
             count, _ = model.objects.all().delete()
             deleted[model._meta.verbose_name_plural] = count
     except (ProtectedError, RestrictedError) as exc:
-        names = sorted({obj._meta.label for obj in exc.protected_objects} if hasattr(exc, "protected_objects")
-                       else {obj._meta.label for obj in exc.restricted_objects})
+        names = sorted(
+            {obj._meta.label for obj in exc.protected_objects}
+            if hasattr(exc, "protected_objects")
+            else {obj._meta.label for obj in exc.restricted_objects}
+        )
         raise ValueError(f"cannot reset: rows in {', '.join(names)} still reference catalog data") from exc
     return deleted
 
@@ -248,15 +270,33 @@ def demo_data_seed(
         say(f"customers: {customers:,}")
 
         n_sessions = _sessions_simulate(
-            catalog=catalog, population=population, starts=starts, who=who, seed=seed, start=start,
-            product_ids=product_ids, product_prices=product_prices, customer_ids=customer_ids,
-            visitors=visitors, id_rng=id_rng, make_progress=make_progress, say=say,
-            chunk_events=chunk_events, batch_size=batch_size, t0=t0,
+            catalog=catalog,
+            population=population,
+            starts=starts,
+            who=who,
+            seed=seed,
+            start=start,
+            product_ids=product_ids,
+            product_prices=product_prices,
+            customer_ids=customer_ids,
+            visitors=visitors,
+            id_rng=id_rng,
+            make_progress=make_progress,
+            say=say,
+            chunk_events=chunk_events,
+            batch_size=batch_size,
+            t0=t0,
         )
         # a visitor was last seen at the end of its latest session
-        latest = ShoppingSession.objects.filter(visitor=OuterRef("pk")).values("visitor").annotate(
-            m=Max("last_seen")).values("m")
-        Visitor.objects.filter(pk__in=ShoppingSession.objects.values("visitor_id")).update(last_seen=Subquery(latest))
+        latest = (
+            ShoppingSession.objects.filter(visitor=OuterRef("pk"))
+            .values("visitor")
+            .annotate(m=Max("last_seen"))
+            .values("m")
+        )
+        Visitor.objects.filter(pk__in=ShoppingSession.objects.values("visitor_id")).update(
+            last_seen=Subquery(latest)
+        )
 
         from recommender.services import widget_defaults_ensure
 
@@ -283,7 +323,9 @@ def demo_data_seed(
     )
 
 
-def _catalog_insert(catalog: Catalog, start: datetime, batch_size: int) -> tuple[int, int, list[int], list[Decimal]]:
+def _catalog_insert(
+    catalog: Catalog, start: datetime, batch_size: int
+) -> tuple[int, int, list[int], list[Decimal]]:
     """Categories (parents first), brands, products; returns counts, product pks and prices by index."""
     node_pk: list[int | None] = [None] * len(catalog.categories)
     for level in range(3):
@@ -292,7 +334,9 @@ def _catalog_insert(catalog: Catalog, start: datetime, batch_size: int) -> tuple
             Category(
                 name=catalog.categories[i].name,
                 slug=catalog.categories[i].slug,
-                parent_id=node_pk[catalog.categories[i].parent] if catalog.categories[i].parent >= 0 else None,
+                parent_id=node_pk[catalog.categories[i].parent]
+                if catalog.categories[i].parent >= 0
+                else None,
                 description=catalog.categories[i].description,
             )
             for i in idx
@@ -332,8 +376,13 @@ def _catalog_insert(catalog: Catalog, start: datetime, batch_size: int) -> tuple
 
 
 def _customers_insert(
-    population: Population, start: datetime, starts: np.ndarray, who: np.ndarray, id_rng: np.random.Generator,
-    batch_size: int, seed: int,
+    population: Population,
+    start: datetime,
+    starts: np.ndarray,
+    who: np.ndarray,
+    id_rng: np.random.Generator,
+    batch_size: int,
+    seed: int,
 ) -> tuple[list[int], list[list[str]]]:
     """Customers and their visitors (1, or 2 for a second device); returns customer pks and visitor ids."""
     n = population.n
@@ -342,8 +391,11 @@ def _customers_insert(
     np.minimum.at(first, who, starts)
     # 70% had an account before the window; the rest signed up in it (just before their first visit)
     before = rng.random(n) < 0.7
-    created_s = np.where(before | ~np.isfinite(first), -rng.uniform(60, 730 * 86400, n),
-                         np.where(np.isfinite(first), first - rng.uniform(60, 3600, n), 0.0))
+    created_s = np.where(
+        before | ~np.isfinite(first),
+        -rng.uniform(60, 730 * 86400, n),
+        np.where(np.isfinite(first), first - rng.uniform(60, 3600, n), 0.0),
+    )
     consent = rng.choice(["basic", "full", "none"], size=n, p=[0.62, 0.33, 0.05])
     unknown_demo = rng.random(n) < 0.08  # some never told us their demographics
     two_devices = rng.random(n) < 0.3
@@ -373,8 +425,14 @@ def _customers_insert(
             vid = ids[k].hex
             k += 1
             vids.append(vid)
-            vobjs.append(Visitor(id=vid, customer_id=customer_ids[i], created_at=objs[i].created_at,
-                                 last_seen=objs[i].created_at))
+            vobjs.append(
+                Visitor(
+                    id=vid,
+                    customer_id=customer_ids[i],
+                    created_at=objs[i].created_at,
+                    last_seen=objs[i].created_at,
+                )
+            )
         visitors.append(vids)
     fields = (Visitor._meta.get_field("created_at"), Visitor._meta.get_field("last_seen"))
     with _explicit_times(*fields):
@@ -383,10 +441,23 @@ def _customers_insert(
 
 
 def _sessions_simulate(
-    *, catalog: Catalog, population: Population, starts: np.ndarray, who: np.ndarray, seed: int,
-    start: datetime, product_ids: list[int], product_prices: list[Decimal], customer_ids: list[int],
-    visitors: list[list[str]], id_rng: np.random.Generator, make_progress: ProgressFactory,
-    say: Callable[[str], None], chunk_events: int, batch_size: int, t0: float,
+    *,
+    catalog: Catalog,
+    population: Population,
+    starts: np.ndarray,
+    who: np.ndarray,
+    seed: int,
+    start: datetime,
+    product_ids: list[int],
+    product_prices: list[Decimal],
+    customer_ids: list[int],
+    visitors: list[list[str]],
+    id_rng: np.random.Generator,
+    make_progress: ProgressFactory,
+    say: Callable[[str], None],
+    chunk_events: int,
+    batch_size: int,
+    t0: float,
 ) -> dict[str, int]:
     model = ShopperModel(catalog)
     rec = SegmentPopular(catalog=catalog, population=population)
@@ -398,11 +469,22 @@ def _sessions_simulate(
     td = timedelta
     try:
         for s_start, u in zip(starts.tolist(), who.tolist()):
-            log: SessionLog = model.session(population=population, customer=u, start=s_start, rng=rng,
-                                            recommend=rec)
+            log: SessionLog = model.session(
+                population=population, customer=u, start=s_start, rng=rng, recommend=rec
+            )
             rec.observe(log)
-            _session_rows(log, writer, start, td, product_ids, product_prices, customer_ids[u],
-                          visitors[u], main_device[u], id_rng)
+            _session_rows(
+                log,
+                writer,
+                start,
+                td,
+                product_ids,
+                product_prices,
+                customer_ids[u],
+                visitors[u],
+                main_device[u],
+                id_rng,
+            )
             pending += 1
             if len(writer.events) >= chunk_events:
                 writer.flush()
@@ -416,14 +498,24 @@ def _sessions_simulate(
         bar.update(pending)
     finally:
         bar.close()
-    say(f"progress sessions={writer.counts['sessions']}/{len(starts)} events={writer.counts['events']} "
-        f"elapsed={time.perf_counter() - t0:.1f}s")
+    say(
+        f"progress sessions={writer.counts['sessions']}/{len(starts)} events={writer.counts['events']} "
+        f"elapsed={time.perf_counter() - t0:.1f}s"
+    )
     return writer.counts
 
 
 def _session_rows(
-    log: SessionLog, writer: _Writer, start: datetime, td: type[timedelta], product_ids: list[int],
-    product_prices: list[Decimal], customer_id: int, vids: list[str], main_device: int, id_rng: np.random.Generator,
+    log: SessionLog,
+    writer: _Writer,
+    start: datetime,
+    td: type[timedelta],
+    product_ids: list[int],
+    product_prices: list[Decimal],
+    customer_id: int,
+    vids: list[str],
+    main_device: int,
+    id_rng: np.random.Generator,
 ) -> None:
     """Turn one simulated visit into a ShoppingSession, its Events and its Order (if any)."""
     ids = _uuids(id_rng, len(log.events) + 1)
@@ -431,8 +523,14 @@ def _session_rows(
     visitor_id = vids[0] if log.device == DEVICES[main_device] or len(vids) == 1 else vids[1]
     began = start + td(seconds=log.start)
     writer.sessions.append(
-        ShoppingSession(id=session_id, visitor_id=visitor_id, customer_id=customer_id, started_at=began,
-                        last_seen=start + td(seconds=log.start + log.duration), device=log.device)
+        ShoppingSession(
+            id=session_id,
+            visitor_id=visitor_id,
+            customer_id=customer_id,
+            started_at=began,
+            last_seen=start + td(seconds=log.start + log.duration),
+            device=log.device,
+        )
     )
     device = log.device
     for e, eid in zip(log.events, ids[1:]):
@@ -484,8 +582,14 @@ def _session_rows(
         total = sum((price * qty for _, qty, price in lines), Decimal("0"))
         purchased_at = max(e.t for e in log.events if e.type == "purchase")
         writer.orders.append(
-            Order(customer_id=customer_id, visitor_id=visitor_id, session_id=session_id, total=total,
-                  currency="USD", created_at=start + td(seconds=purchased_at))
+            Order(
+                customer_id=customer_id,
+                visitor_id=visitor_id,
+                session_id=session_id,
+                total=total,
+                currency="USD",
+                created_at=start + td(seconds=purchased_at),
+            )
         )
         writer.order_lines.append(lines)
 
@@ -531,7 +635,9 @@ def demo_logins_create(*, shoppers: int = 2) -> tuple[DemoLogin, list[DemoLogin]
     )
     logins: list[DemoLogin] = []
     for username, customer in zip(usernames, candidates):
-        user = existing.get(username) or User.objects.create(username=username, email=f"{username}@example.com")
+        user = existing.get(username) or User.objects.create(
+            username=username, email=f"{username}@example.com"
+        )
         password = secrets.token_urlsafe(9)
         user.set_password(password)
         user.is_active = True
@@ -541,7 +647,12 @@ def demo_logins_create(*, shoppers: int = 2) -> tuple[DemoLogin, list[DemoLogin]
             customer.user = user
             customer.save(update_fields=["user"])
         logins.append(
-            DemoLogin(username=username, password=password, customer=customer.external_id,
-                      orders=customer.n_orders, events=Event.objects.filter(customer=customer).count())
+            DemoLogin(
+                username=username,
+                password=password,
+                customer=customer.external_id,
+                orders=customer.n_orders,
+                events=Event.objects.filter(customer=customer).count(),
+            )
         )
     return DemoLogin(username="admin", password=admin_password), logins

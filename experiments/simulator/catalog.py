@@ -54,72 +54,203 @@ DEPARTMENTS: dict[str, tuple[str, ...]] = {
 
 LEAVES: tuple[LeafSpec, ...] = (
     # Cameras
-    LeafSpec("Digital Cameras", "Cameras", "CAM", "Mirrorless Camera", 480, 1.0, ("megapixels", "colour", "connectivity"),
-             ("Lenses", "Memory Cards", "Tripods", "Camera Bags")),
-    LeafSpec("Lenses", "Cameras", "LEN", "Lens", 210, 1.2, ("focal_length", "aperture"), ("Camera Bags", "Tripods")),
+    LeafSpec(
+        "Digital Cameras",
+        "Cameras",
+        "CAM",
+        "Mirrorless Camera",
+        480,
+        1.0,
+        ("megapixels", "colour", "connectivity"),
+        ("Lenses", "Memory Cards", "Tripods", "Camera Bags"),
+    ),
+    LeafSpec(
+        "Lenses", "Cameras", "LEN", "Lens", 210, 1.2, ("focal_length", "aperture"), ("Camera Bags", "Tripods")
+    ),
     LeafSpec("Memory Cards", "Cameras", "MEM", "Memory Card", 16, 2.2, ("capacity",), (), True),
     LeafSpec("Tripods", "Cameras", "TRI", "Tripod", 38, 1.4, ("colour", "max_height")),
     LeafSpec("Camera Bags", "Cameras", "BAG", "Camera Bag", 34, 1.4, ("colour", "capacity_l")),
     # Audio
-    LeafSpec("Headphones", "Audio", "HPH", "Over-Ear Headphones", 85, 1.6, ("colour", "connectivity", "noise_cancelling"),
-             ("Audio Cables", "Headphone Stands")),
+    LeafSpec(
+        "Headphones",
+        "Audio",
+        "HPH",
+        "Over-Ear Headphones",
+        85,
+        1.6,
+        ("colour", "connectivity", "noise_cancelling"),
+        ("Audio Cables", "Headphone Stands"),
+    ),
     LeafSpec("Earbuds", "Audio", "EAR", "Wireless Earbuds", 45, 1.8, ("colour", "battery_h"), ("Chargers",)),
-    LeafSpec("Speakers", "Audio", "SPK", "Bluetooth Speaker", 60, 1.5, ("colour", "wattage", "connectivity"), ("Audio Cables",)),
+    LeafSpec(
+        "Speakers",
+        "Audio",
+        "SPK",
+        "Bluetooth Speaker",
+        60,
+        1.5,
+        ("colour", "wattage", "connectivity"),
+        ("Audio Cables",),
+    ),
     LeafSpec("Audio Cables", "Audio", "ACB", "Audio Cable", 9, 1.8, ("length_m",), (), True),
     LeafSpec("Headphone Stands", "Audio", "HST", "Headphone Stand", 22, 0.8, ("colour",)),
     # Computers
-    LeafSpec("Laptops", "Computers", "LAP", "Laptop", 780, 1.0, ("screen_in", "ram_gb", "storage_gb", "colour"),
-             ("Mice", "Laptop Bags", "USB Hubs", "External Drives", "Monitors")),
-    LeafSpec("Monitors", "Computers", "MON", "Monitor", 210, 1.0, ("screen_in", "resolution"), ("HDMI Cables", "Keyboards")),
+    LeafSpec(
+        "Laptops",
+        "Computers",
+        "LAP",
+        "Laptop",
+        780,
+        1.0,
+        ("screen_in", "ram_gb", "storage_gb", "colour"),
+        ("Mice", "Laptop Bags", "USB Hubs", "External Drives", "Monitors"),
+    ),
+    LeafSpec(
+        "Monitors",
+        "Computers",
+        "MON",
+        "Monitor",
+        210,
+        1.0,
+        ("screen_in", "resolution"),
+        ("HDMI Cables", "Keyboards"),
+    ),
     LeafSpec("Keyboards", "Computers", "KEY", "Keyboard", 42, 1.4, ("colour", "connectivity"), ("Mice",)),
     LeafSpec("Mice", "Computers", "MOU", "Mouse", 24, 1.8, ("colour", "connectivity"), ("Keyboards",)),
     LeafSpec("USB Hubs", "Computers", "HUB", "USB-C Hub", 27, 1.3, ("ports",)),
     LeafSpec("External Drives", "Computers", "EXT", "External SSD", 75, 1.2, ("capacity",)),
     LeafSpec("Laptop Bags", "Computers", "LBG", "Laptop Sleeve", 30, 1.2, ("colour", "screen_in")),
     # Phones
-    LeafSpec("Smartphones", "Phones", "PHO", "Smartphone", 520, 1.0, ("storage_gb", "colour", "megapixels"),
-             ("Phone Cases", "Chargers", "Screen Protectors", "Power Banks", "Earbuds")),
+    LeafSpec(
+        "Smartphones",
+        "Phones",
+        "PHO",
+        "Smartphone",
+        520,
+        1.0,
+        ("storage_gb", "colour", "megapixels"),
+        ("Phone Cases", "Chargers", "Screen Protectors", "Power Banks", "Earbuds"),
+    ),
     LeafSpec("Phone Cases", "Phones", "CAS", "Phone Case", 15, 2.4, ("colour",)),
     LeafSpec("Chargers", "Phones", "CHG", "Fast Charger", 19, 2.0, ("wattage",), (), True),
     LeafSpec("Screen Protectors", "Phones", "SCR", "Screen Protector", 10, 1.8, (), (), True),
     LeafSpec("Power Banks", "Phones", "PWB", "Power Bank", 29, 1.5, ("capacity_mah", "colour")),
     # TV & Video
-    LeafSpec("TVs", "TV & Video", "TVS", "Smart TV", 560, 0.9, ("screen_in", "resolution"),
-             ("Soundbars", "HDMI Cables", "Wall Mounts", "Streaming Sticks")),
-    LeafSpec("Soundbars", "TV & Video", "SND", "Soundbar", 170, 1.0, ("wattage", "connectivity"), ("HDMI Cables", "Wall Mounts")),
+    LeafSpec(
+        "TVs",
+        "TV & Video",
+        "TVS",
+        "Smart TV",
+        560,
+        0.9,
+        ("screen_in", "resolution"),
+        ("Soundbars", "HDMI Cables", "Wall Mounts", "Streaming Sticks"),
+    ),
+    LeafSpec(
+        "Soundbars",
+        "TV & Video",
+        "SND",
+        "Soundbar",
+        170,
+        1.0,
+        ("wattage", "connectivity"),
+        ("HDMI Cables", "Wall Mounts"),
+    ),
     LeafSpec("HDMI Cables", "TV & Video", "HDM", "HDMI Cable", 11, 1.8, ("length_m",), (), True),
     LeafSpec("Streaming Sticks", "TV & Video", "STR", "Streaming Stick", 40, 1.1, ("resolution",)),
     LeafSpec("Wall Mounts", "TV & Video", "MNT", "TV Wall Mount", 33, 1.2, ("max_screen_in",)),
     # Gaming
-    LeafSpec("Consoles", "Gaming", "CON", "Game Console", 420, 0.7, ("storage_gb", "colour"),
-             ("Controllers", "Gaming Headsets", "Charging Docks")),
-    LeafSpec("Controllers", "Gaming", "CTL", "Wireless Controller", 55, 1.4, ("colour",), ("Charging Docks",)),
+    LeafSpec(
+        "Consoles",
+        "Gaming",
+        "CON",
+        "Game Console",
+        420,
+        0.7,
+        ("storage_gb", "colour"),
+        ("Controllers", "Gaming Headsets", "Charging Docks"),
+    ),
+    LeafSpec(
+        "Controllers", "Gaming", "CTL", "Wireless Controller", 55, 1.4, ("colour",), ("Charging Docks",)
+    ),
     LeafSpec("Gaming Headsets", "Gaming", "GHS", "Gaming Headset", 62, 1.3, ("colour", "connectivity")),
     LeafSpec("Charging Docks", "Gaming", "DCK", "Charging Dock", 25, 1.1, ("colour",)),
     # Kitchen
-    LeafSpec("Coffee Machines", "Kitchen", "COF", "Espresso Machine", 240, 1.0, ("wattage", "capacity_l", "colour"),
-             ("Coffee Grinders", "Coffee Beans", "Descalers")),
-    LeafSpec("Coffee Grinders", "Kitchen", "GRI", "Burr Grinder", 62, 1.0, ("wattage", "colour"), ("Coffee Beans",)),
+    LeafSpec(
+        "Coffee Machines",
+        "Kitchen",
+        "COF",
+        "Espresso Machine",
+        240,
+        1.0,
+        ("wattage", "capacity_l", "colour"),
+        ("Coffee Grinders", "Coffee Beans", "Descalers"),
+    ),
+    LeafSpec(
+        "Coffee Grinders", "Kitchen", "GRI", "Burr Grinder", 62, 1.0, ("wattage", "colour"), ("Coffee Beans",)
+    ),
     LeafSpec("Coffee Beans", "Kitchen", "BEA", "Coffee Beans 1 kg", 15, 2.2, ("roast",), (), True),
     LeafSpec("Descalers", "Kitchen", "DSC", "Descaler", 9, 1.4, (), (), True),
-    LeafSpec("Kettles", "Kitchen", "KET", "Electric Kettle", 36, 1.4, ("wattage", "capacity_l", "colour"), ("Descalers",)),
+    LeafSpec(
+        "Kettles",
+        "Kitchen",
+        "KET",
+        "Electric Kettle",
+        36,
+        1.4,
+        ("wattage", "capacity_l", "colour"),
+        ("Descalers",),
+    ),
     LeafSpec("Toasters", "Kitchen", "TOA", "Toaster", 34, 1.2, ("wattage", "colour")),
     LeafSpec("Blenders", "Kitchen", "BLE", "Blender", 58, 1.2, ("wattage", "capacity_l")),
     LeafSpec("Air Fryers", "Kitchen", "AIR", "Air Fryer", 88, 1.2, ("wattage", "capacity_l", "colour")),
     # Home comfort
     LeafSpec("Fans", "Home Comfort", "FAN", "Tower Fan", 42, 1.2, ("wattage", "colour")),
     LeafSpec("Heaters", "Home Comfort", "HEA", "Ceramic Heater", 52, 1.1, ("wattage",)),
-    LeafSpec("Air Purifiers", "Home Comfort", "PUR", "Air Purifier", 150, 0.9, ("room_m2", "colour"), ("Purifier Filters",)),
+    LeafSpec(
+        "Air Purifiers",
+        "Home Comfort",
+        "PUR",
+        "Air Purifier",
+        150,
+        0.9,
+        ("room_m2", "colour"),
+        ("Purifier Filters",),
+    ),
     LeafSpec("Purifier Filters", "Home Comfort", "FIL", "HEPA Filter", 24, 1.4, (), (), True),
     # Cleaning
-    LeafSpec("Vacuum Cleaners", "Cleaning", "VAC", "Cordless Vacuum", 190, 1.0, ("wattage", "battery_h", "colour"),
-             ("Vacuum Bags & Filters",)),
-    LeafSpec("Robot Vacuums", "Cleaning", "ROB", "Robot Vacuum", 290, 0.7, ("battery_h", "connectivity"),
-             ("Vacuum Bags & Filters",)),
+    LeafSpec(
+        "Vacuum Cleaners",
+        "Cleaning",
+        "VAC",
+        "Cordless Vacuum",
+        190,
+        1.0,
+        ("wattage", "battery_h", "colour"),
+        ("Vacuum Bags & Filters",),
+    ),
+    LeafSpec(
+        "Robot Vacuums",
+        "Cleaning",
+        "ROB",
+        "Robot Vacuum",
+        290,
+        0.7,
+        ("battery_h", "connectivity"),
+        ("Vacuum Bags & Filters",),
+    ),
     LeafSpec("Vacuum Bags & Filters", "Cleaning", "VBF", "Vacuum Filter Pack", 12, 1.6, (), (), True),
     # Personal care
-    LeafSpec("Electric Toothbrushes", "Personal Care", "BRU", "Electric Toothbrush", 58, 1.1, ("colour", "battery_h"),
-             ("Brush Heads",)),
+    LeafSpec(
+        "Electric Toothbrushes",
+        "Personal Care",
+        "BRU",
+        "Electric Toothbrush",
+        58,
+        1.1,
+        ("colour", "battery_h"),
+        ("Brush Heads",),
+    ),
     LeafSpec("Brush Heads", "Personal Care", "BRH", "Brush Heads 4-pack", 16, 1.6, (), (), True),
     LeafSpec("Hair Dryers", "Personal Care", "DRY", "Hair Dryer", 46, 1.1, ("wattage", "colour")),
     LeafSpec("Shavers", "Personal Care", "SHA", "Electric Shaver", 72, 1.0, ("battery_h",)),
@@ -220,9 +351,29 @@ LEAF_ATTRIBUTE_VALUES: dict[tuple[str, str], tuple] = {
     ("Smartphones", "megapixels"): (12, 48, 50, 108, 200),
     ("Digital Cameras", "megapixels"): (20, 24, 33, 45, 61),
 }
-UNITS = {"wattage": " W", "battery_h": " h", "length_m": " m", "capacity_l": " l", "screen_in": '"', "ram_gb": " GB RAM",
-         "storage_gb": " GB", "megapixels": " MP", "capacity_mah": " mAh", "room_m2": " m²", "max_screen_in": '"'}
-TITLE_ATTR = ("megapixels", "capacity", "screen_in", "focal_length", "wattage", "capacity_mah", "roast", "resolution")
+UNITS = {
+    "wattage": " W",
+    "battery_h": " h",
+    "length_m": " m",
+    "capacity_l": " l",
+    "screen_in": '"',
+    "ram_gb": " GB RAM",
+    "storage_gb": " GB",
+    "megapixels": " MP",
+    "capacity_mah": " mAh",
+    "room_m2": " m²",
+    "max_screen_in": '"',
+}
+TITLE_ATTR = (
+    "megapixels",
+    "capacity",
+    "screen_in",
+    "focal_length",
+    "wattage",
+    "capacity_mah",
+    "roast",
+    "resolution",
+)
 MODEL_PREFIXES = ("X", "Z", "S", "Pro ", "Air ", "One ", "Max ", "Neo ", "Go ", "Lite ")
 DESCRIPTIONS = (
     "The {title} is a {tier_word} {noun_l} built for everyday use. {attr_sentence}",
@@ -347,7 +498,15 @@ def _category_tree() -> tuple[tuple[CategoryNode, ...], np.ndarray, np.ndarray]:
     group_node: dict[str, int] = {}
     for dept, groups in DEPARTMENTS.items():
         dept_idx = len(nodes)
-        nodes.append(CategoryNode(dept, _slugify(dept), -1, 0, f"{dept}: everything from {groups[0].lower()} to {groups[-1].lower()}."))
+        nodes.append(
+            CategoryNode(
+                dept,
+                _slugify(dept),
+                -1,
+                0,
+                f"{dept}: everything from {groups[0].lower()} to {groups[-1].lower()}.",
+            )
+        )
         for group in groups:
             group_node[group] = len(nodes)
             nodes.append(CategoryNode(group, _slugify(group), dept_idx, 1, f"{group} and accessories."))
@@ -357,8 +516,13 @@ def _category_tree() -> tuple[tuple[CategoryNode, ...], np.ndarray, np.ndarray]:
         leaf_category[i] = len(nodes)
         leaf_group[i] = GROUPS.index(spec.group)
         nodes.append(
-            CategoryNode(spec.name, _slugify(f"{spec.group} {spec.name}"), group_node[spec.group], 2,
-                         f"{spec.name} in {spec.group}.")
+            CategoryNode(
+                spec.name,
+                _slugify(f"{spec.group} {spec.name}"),
+                group_node[spec.group],
+                2,
+                f"{spec.name} in {spec.group}.",
+            )
         )
     return tuple(nodes), leaf_category, leaf_group
 
@@ -461,8 +625,13 @@ def catalog_generate(*, n_products: int, seed: int, window_days: float = 60.0) -
         )
         template = DESCRIPTIONS[rng.integers(len(DESCRIPTIONS))]
         descriptions.append(
-            template.format(brand=brand_name, title=title, tier_word=TIER_WORDS[TIERS[tier[i]]],
-                            noun_l=spec.noun.lower(), attr_sentence=attr_sentence)
+            template.format(
+                brand=brand_name,
+                title=title,
+                tier_word=TIER_WORDS[TIERS[tier[i]]],
+                noun_l=spec.noun.lower(),
+                attr_sentence=attr_sentence,
+            )
         )
         titles.append(title)
         attributes.append(attrs)
@@ -488,5 +657,5 @@ def catalog_generate(*, n_products: int, seed: int, window_days: float = 60.0) -
         style=style,
         colour=colour,
         complements=_complement_matrix(leaf_group),
-        consumable=np.array([LEAVES[l].consumable for l in leaf]),
+        consumable=np.array([LEAVES[x].consumable for x in leaf]),
     )

@@ -19,8 +19,15 @@ import numpy as np
 
 from .catalog import catalog_generate
 from .recommenders import SegmentPopular
-from .shoppers import Population, Recommend, SessionLog, ShopperModel, ShopperParams, population_generate, \
-    sessions_schedule
+from .shoppers import (
+    Population,
+    Recommend,
+    SessionLog,
+    ShopperModel,
+    ShopperParams,
+    population_generate,
+    sessions_schedule,
+)
 
 # The reference study's "traditional" arm; calibration targets with the tolerance the test allows.
 PAPER_TRADITIONAL = {"conversion_rate": 0.045, "aov": 50.0, "ctr": 0.12, "session_duration": 180.0}
@@ -87,15 +94,22 @@ def sessions_run(
     """Play the scheduled visits in order, yielding each log; `observe(log)` is called after each
     visit (e.g. `SegmentPopular.observe`, or a bandit's update)."""
     for start, customer in zip(starts.tolist(), customers.tolist()):
-        log = model.session(population=population, customer=customer, start=start, rng=rng, recommend=recommend)
+        log = model.session(
+            population=population, customer=customer, start=start, rng=rng, recommend=recommend
+        )
         if observe is not None:
             observe(log)
         yield log
 
 
 def traditional_simulate(
-    *, n_customers: int = 2000, n_products: int = 500, days: float = 30.0, seed: int = 0,
-    max_sessions: int | None = None, params: ShopperParams | None = None,
+    *,
+    n_customers: int = 2000,
+    n_products: int = 500,
+    days: float = 30.0,
+    seed: int = 0,
+    max_sessions: int | None = None,
+    params: ShopperParams | None = None,
 ) -> SimMetrics:
     """Simulate the "traditional" environment (segment-popularity recommendations) and summarise it.
 
@@ -110,6 +124,13 @@ def traditional_simulate(
     rec = SegmentPopular(catalog=catalog, population=population)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 4]))
     return metrics_compute(
-        sessions_run(model=model, population=population, starts=starts, customers=customers, rng=rng,
-                     recommend=rec, observe=rec.observe)
+        sessions_run(
+            model=model,
+            population=population,
+            starts=starts,
+            customers=customers,
+            rng=rng,
+            recommend=rec,
+            observe=rec.observe,
+        )
     )

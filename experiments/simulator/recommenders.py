@@ -21,14 +21,21 @@ EVENT_WEIGHTS = {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0}
 class SegmentPopular:
     """Callable recommender: `rec(ctx) -> list[product index]`; feed it logs with `observe(log)`."""
 
-    def __init__(self, *, catalog: Catalog, population: Population, half_life_days: float = 14.0,
-                 prior_weight: float = 2.0, pool: int = 40) -> None:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        population: Population,
+        half_life_days: float = 14.0,
+        prior_weight: float = 2.0,
+        pool: int = 40,
+    ) -> None:
         self.catalog = catalog
         self.segment_of = population.segment.copy()
         self.decay = 0.5 ** (1.0 / half_life_days)
         # prior: a little mass on items that look broadly appealing, no segment knowledge
         prior = np.exp(0.8 * catalog.appeal)
-        self.counts = np.tile(prior / prior.sum() * prior_weight * catalog.n_products ** 0.5, (N_SEGMENTS, 1))
+        self.counts = np.tile(prior / prior.sum() * prior_weight * catalog.n_products**0.5, (N_SEGMENTS, 1))
         self.pool = pool
         self.day = -1
         self._top: list[np.ndarray] = []

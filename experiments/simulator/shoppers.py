@@ -126,16 +126,16 @@ class ShopperParams:
     # recommendation response (cascade model)
     exam_first: float = 0.85
     exam_decay: float = 0.8
-    click_bias: float = -4.72
+    click_bias: float = -3.95
     click_slope: float = 0.6
     intent_bonus: float = 1.2
     complement_bonus: float = 1.0
     seen_penalty: float = 1.0
     owned_penalty: float = 2.5
     # add to cart on a product page
-    cart_bias: float = -5.1
+    cart_bias: float = -4.76
     cart_slope: float = 0.7
-    cart_price_slope: float = 0.48  # times price sensitivity times log(price / $30)
+    cart_price_slope: float = 0.5  # times price sensitivity times log(price / $30)
     cart_price_ref: float = 30.0
     activity_cart_bonus: tuple[float, float, float] = (0.35, 0.0, -0.25)
     # checkout from the cart page
@@ -149,7 +149,7 @@ class ShopperParams:
     landing_listing: float = 0.15
     landing_cart_if_carried: float = 0.35
     bounce: float = 0.28
-    exit_per_page: float = 0.28
+    exit_per_page: float = 0.275
     exit_after_purchase: float = 0.7
     listing_after_product: float = 0.6
     complement_after_add: float = 0.5
@@ -344,8 +344,9 @@ def population_generate(*, catalog: Catalog, n_customers: int, seed: int) -> Pop
     )
 
 
-def sessions_schedule(*, population: Population, days: float, seed: int, params: ShopperParams | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def sessions_schedule(
+    *, population: Population, days: float, seed: int, params: ShopperParams | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """When each customer visits during [0, days): returns (start seconds, customer index), time-sorted.
 
     Visits per customer are Poisson(rate * days); weekends are 15% busier and the hour of day follows
@@ -360,8 +361,34 @@ def sessions_schedule(*, population: Population, days: float, seed: int, params:
     if days < n_days:  # partial last day
         day_w[-1] *= days - (n_days - 1)
     day = rng.choice(n_days, size=total, p=day_w / day_w.sum())
-    hour_w = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.4, 0.8, 1.4, 2, 2.3, 2.5, 2.7,
-                       3, 2.8, 2.6, 2.6, 2.8, 3.2, 3.8, 4.4, 4.8, 4.4, 3.2, 1.9])
+    hour_w = np.array(
+        [
+            1,
+            0.6,
+            0.4,
+            0.3,
+            0.3,
+            0.4,
+            0.8,
+            1.4,
+            2,
+            2.3,
+            2.5,
+            2.7,
+            3,
+            2.8,
+            2.6,
+            2.6,
+            2.8,
+            3.2,
+            3.8,
+            4.4,
+            4.8,
+            4.4,
+            3.2,
+            1.9,
+        ]
+    )
     hour = rng.choice(24, size=total, p=hour_w / hour_w.sum())
     start = day * 86400.0 + hour * 3600.0 + rng.uniform(0, 3600, total)
     start = np.minimum(start, days * 86400.0 - 1)
@@ -373,8 +400,15 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-SEARCH_TEMPLATES = ("{noun}", "{noun} {brand}", "{brand} {noun}", "cheap {noun}", "best {noun}", "{noun} {colour}",
-                    "{leaf}")
+SEARCH_TEMPLATES = (
+    "{noun}",
+    "{noun} {brand}",
+    "{brand} {noun}",
+    "cheap {noun}",
+    "best {noun}",
+    "{noun} {colour}",
+    "{leaf}",
+)
 
 
 class ShopperModel:
@@ -407,8 +441,9 @@ class ShopperModel:
         aff = population.leaf_aff[customer]
         return int(np.argmax(aff + rng.gumbel(size=aff.shape)))
 
-    def _landing_intent(self, population: Population, u: int, day: float, r: random.Random,
-                        rng: np.random.Generator) -> int:
+    def _landing_intent(
+        self, population: Population, u: int, day: float, r: random.Random, rng: np.random.Generator
+    ) -> int:
         p = self.params
         anchors = [(i, d) for i, d in population.anchors[u] if day - d < 60]
         population.anchors[u] = anchors
@@ -492,13 +527,23 @@ class ShopperModel:
             leaving the page); returns the clicked product or -1."""
             if recommend is None:
                 return -1
-            ctx = SessionContext(customer=u, segment=segment, placement=where, product=on_product,
-                                 cart=tuple(x[0] for x in cart), history=tuple(history[-20:]), t=t, k=p.rec_slots)
+            ctx = SessionContext(
+                customer=u,
+                segment=segment,
+                placement=where,
+                product=on_product,
+                cart=tuple(x[0] for x in cart),
+                history=tuple(history[-20:]),
+                t=t,
+                k=p.rec_slots,
+            )
             shown = [int(i) for i in recommend(ctx)][: p.rec_slots]
             if not shown:
                 return -1
             if min(shown) < 0 or max(shown) >= c.n_products:
-                raise ValueError(f"recommend() returned a product index outside 0..{c.n_products - 1}: {shown}")
+                raise ValueError(
+                    f"recommend() returned a product index outside 0..{c.n_products - 1}: {shown}"
+                )
             if not scan:
                 impressions.append(RecImpression(where, t, tuple(shown), -1))
                 return -1
@@ -527,12 +572,19 @@ class ShopperModel:
                 clicked = show(HOME, -1, [x[0] for x in cart])
                 t += dwell
                 if clicked >= 0:
-                    product, source, placement, position = clicked, "recommendation", HOME, impressions[-1].clicked
-                    events.append(SimEvent(CLICK, clicked, t, source=source, placement=HOME, position=position))
+                    product, source, placement, position = (
+                        clicked,
+                        "recommendation",
+                        HOME,
+                        impressions[-1].clicked,
+                    )
+                    events.append(
+                        SimEvent(CLICK, clicked, t, source=source, placement=HOME, position=position)
+                    )
                     nxt = PRODUCT
                 else:
                     nxt = LISTING if rand() < 0.7 else SEARCH_PAGE
-            elif page == LISTING or page == SEARCH_PAGE:
+            elif page in (LISTING, SEARCH_PAGE):
                 chosen = util.choose_in_leaf(intent, seen, rng)
                 if page == SEARCH_PAGE:
                     events.append(SimEvent(SEARCH, -1, t, query=self._query(intent, chosen, r)))
@@ -551,7 +603,9 @@ class ShopperModel:
                 i = product
                 events.append(SimEvent(VIEW, i, t, source=source, placement=placement, position=position))
                 interest = util.one(i) + 0.5 * (leaf_of[i] == intent)
-                dwell = p.dwell_product * math.exp(0.15 * max(min(interest, 3.0), -3.0) + sigma * gauss(0.0, 1.0))
+                dwell = p.dwell_product * math.exp(
+                    0.15 * max(min(interest, 3.0), -3.0) + sigma * gauss(0.0, 1.0)
+                )
                 seen.add(i)
                 history.append(i)
                 if len(history) > 20:
@@ -569,8 +623,18 @@ class ShopperModel:
                     if rand() < _sigmoid(logit):
                         qty = 1 + (rand() < 0.3) + (rand() < 0.1) if consumable[i] else 1
                         cart.append([i, qty, price_of[i]])
-                        events.append(SimEvent(ADD_TO_CART, i, t + dwell * 0.8, quantity=qty, price=price_of[i],
-                                               source=source, placement=placement, position=position))
+                        events.append(
+                            SimEvent(
+                                ADD_TO_CART,
+                                i,
+                                t + dwell * 0.8,
+                                quantity=qty,
+                                price=price_of[i],
+                                source=source,
+                                placement=placement,
+                                position=position,
+                            )
+                        )
                         pop.anchors[u].append((i, day))
                         added = True
                 t += dwell
@@ -581,8 +645,15 @@ class ShopperModel:
                 else:
                     clicked = show(PRODUCT, i, [i] + [x[0] for x in cart])
                     if clicked >= 0:
-                        product, source, placement, position = clicked, "recommendation", PRODUCT, impressions[-1].clicked
-                        events.append(SimEvent(CLICK, clicked, t, source=source, placement=PRODUCT, position=position))
+                        product, source, placement, position = (
+                            clicked,
+                            "recommendation",
+                            PRODUCT,
+                            impressions[-1].clicked,
+                        )
+                        events.append(
+                            SimEvent(CLICK, clicked, t, source=source, placement=PRODUCT, position=position)
+                        )
                         nxt = PRODUCT
                     else:
                         if (added and rand() < p.complement_after_add) or (
@@ -596,8 +667,11 @@ class ShopperModel:
                 dwell = p.dwell_cart * math.exp(sigma * gauss(0.0, 1.0))
                 for line in list(cart):
                     if rand() < p.remove_prob * (1 + max(0.0, math.log(line[2] / 50))):
-                        events.append(SimEvent(REMOVE_FROM_CART, line[0], t + dwell * 0.5, quantity=line[1],
-                                               price=line[2]))
+                        events.append(
+                            SimEvent(
+                                REMOVE_FROM_CART, line[0], t + dwell * 0.5, quantity=line[1], price=line[2]
+                            )
+                        )
                         cart.remove(line)
                 t += dwell
                 if cart:
@@ -616,7 +690,9 @@ class ShopperModel:
                             if not consumable[item]:
                                 pop.leaf_aff[u, leaf_of[item]] -= p.satiation
                             if rand() < p.rating_prob:
-                                rating = float(min(5, max(1, round(3.6 + 0.8 * util.one(item) + gauss(0.0, 0.8)))))
+                                rating = float(
+                                    min(5, max(1, round(3.6 + 0.8 * util.one(item) + gauss(0.0, 0.8))))
+                                )
                                 pop.ratings_due[u].append((item, rating))
                         order = tuple((item, qty, pr) for item, qty, pr in cart)
                         cart = []
@@ -626,8 +702,15 @@ class ShopperModel:
                 if nxt is None:
                     clicked = show(CART, -1, [x[0] for x in cart])
                     if clicked >= 0:
-                        product, source, placement, position = clicked, "recommendation", CART, impressions[-1].clicked
-                        events.append(SimEvent(CLICK, clicked, t, source=source, placement=CART, position=position))
+                        product, source, placement, position = (
+                            clicked,
+                            "recommendation",
+                            CART,
+                            impressions[-1].clicked,
+                        )
+                        events.append(
+                            SimEvent(CLICK, clicked, t, source=source, placement=CART, position=position)
+                        )
                         nxt = PRODUCT
                     else:
                         nxt = LISTING
@@ -642,24 +725,47 @@ class ShopperModel:
             pop.carry[u] = [tuple(x) for x in cart]
             pop.carry_day[u] = day
         events.sort(key=lambda e: e.t)
-        return SessionLog(customer=u, start=start, duration=t - start, device=device, events=tuple(events),
-                          impressions=tuple(impressions), order=order)
+        return SessionLog(
+            customer=u,
+            start=start,
+            duration=t - start,
+            device=device,
+            events=tuple(events),
+            impressions=tuple(impressions),
+            order=order,
+        )
 
     def _query(self, leaf: int, chosen: int, r: random.Random) -> str:
         spec = self.catalog.leaf_specs[leaf]
         tpl = SEARCH_TEMPLATES[r.randrange(len(SEARCH_TEMPLATES))]
         brand = self.catalog.brands[self.catalog.brand[chosen]].name if chosen >= 0 else ""
-        colour = COLOURS[self.catalog.colour[chosen]] if chosen >= 0 and self.catalog.colour[chosen] >= 0 else ""
+        colour = (
+            COLOURS[self.catalog.colour[chosen]] if chosen >= 0 and self.catalog.colour[chosen] >= 0 else ""
+        )
         if ("{brand}" in tpl and not brand) or ("{colour}" in tpl and not colour):
             tpl = "{noun}"
-        return tpl.format(noun=spec.noun.lower(), brand=brand.lower(), colour=colour, leaf=spec.name.lower()).strip()
+        return tpl.format(
+            noun=spec.noun.lower(), brand=brand.lower(), colour=colour, leaf=spec.name.lower()
+        ).strip()
 
 
 class _Utility:
     """One shopper's utilities during one visit (tastes are fixed within a visit), cached per leaf."""
 
-    __slots__ = ("m", "brand_row", "style_u", "colour_row", "tier_row", "ps", "day", "aff", "aff_mean", "_leaf",
-                 "_full", "aff_list")
+    __slots__ = (
+        "m",
+        "brand_row",
+        "style_u",
+        "colour_row",
+        "tier_row",
+        "ps",
+        "day",
+        "aff",
+        "aff_mean",
+        "_leaf",
+        "_full",
+        "aff_list",
+    )
     # Up to this many products, one vectorised pass over the whole catalog per visit is cheaper than
     # many small ones; above it, utilities are computed per category as the shopper browses.
     FULL_LIMIT = 5000

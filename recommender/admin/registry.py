@@ -50,7 +50,7 @@ def _progress_html(run: TrainingRun, status_url: str) -> str:
         run.progress_message,
         run.progress,
         run.progress,
-        run.progress_message[:60],
+        run.progress_message[:90],
     )
 
 
@@ -353,11 +353,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "version_label",
             "engine",
             "status_label",
+            registry_buttons,
             *[_metric(k) for k in METRIC_KEYS],
             "events",
             "created_at",
             "promoted_at",
-            registry_buttons,
         )
 
     def get_urls(self):

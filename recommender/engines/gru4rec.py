@@ -42,6 +42,7 @@ class GRU4RecNet(nn.Module):
         if attr_table is not None:
             self.register_buffer("attr_table", torch.as_tensor(attr_table), persistent=True)
             self.attr_emb = nn.Embedding(n_attrs + 1, d, padding_idx=0)
+            nn.init.normal_(self.attr_emb.weight, std=0.02)  # small: ids must stay distinguishable at init
             self._attr_mat = None  # sparse item -> attribute matrix, built lazily on the right device
         else:
             self.attr_table = None
@@ -97,7 +98,8 @@ class GRU4RecEngine(NextItemTorchEngine):
     """
 
     name: ClassVar[str] = "gru4rec"
-    param_grid: ClassVar[dict[str, list[Any]]] = {"dropout": [0.1, 0.3, 0.5]}
+    # No grid by default (each run costs minutes on CPU); defaults chosen on validation.
+    param_grid: ClassVar[dict[str, list[Any]]] = {}
     _param_names: ClassVar[tuple[str, ...]] = (
         "hidden",
         "layers",

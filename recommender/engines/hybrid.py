@@ -307,7 +307,13 @@ class HybridEngine:
         names = ctx_label.feature_names(self.base_engines)
 
         t0 = time.perf_counter()
-        refit = self.base_engines if self.refit_base is True else () if self.refit_base is False else self.refit_base
+        refit = (
+            self.base_engines
+            if self.refit_base is True
+            else ()
+            if self.refit_base is False
+            else self.refit_base
+        )
         refitted = self._fit_engines(data, None if v_cases is None else (v_cases[0], v_cases[1]), names=refit)
         engines = {n: refitted.get(n, engines_label[n]) for n in self.base_engines}
         del engines_label
@@ -398,7 +404,13 @@ class HybridEngine:
         self._check_fitted()
         hist = [np.asarray(h, dtype=np.int64) for h in histories]
         cands = rk.candidates_for_items(
-            self.engines_, hist, items, n_items=self.n_items_, depth=self.n_candidates, exclude=hist, users=users
+            self.engines_,
+            hist,
+            items,
+            n_items=self.n_items_,
+            depth=self.n_candidates,
+            exclude=hist,
+            users=users,
         )
         return rk.features_build(cands, hist, self.context_, self.base_engines)
 

@@ -50,6 +50,13 @@ class PopularityEngine:
         {"mode": "trending", "half_life_days": 60.0},
     ]
 
+    @classmethod
+    def param_grid_for(cls, data: InteractionData) -> list[dict[str, Any]]:
+        """The trending variants only differ from "global" when the data has timestamps."""
+        if data.timestamps is None:
+            return [{"mode": "global"}]
+        return list(cls.param_grid)
+
     def __init__(
         self,
         *,

@@ -42,6 +42,7 @@ class TwoTowerNet(nn.Module):
         if attr_table is not None:
             self.register_buffer("attr_table", torch.as_tensor(attr_table), persistent=True)
             self.attr_emb = nn.Embedding(n_attrs + 1, d, padding_idx=0)
+            nn.init.normal_(self.attr_emb.weight, std=0.02)  # small: ids must stay distinguishable at init
             self._attr_mat = None  # sparse item -> attribute matrix, built lazily on the right device
         else:
             self.attr_table = None
@@ -81,8 +82,12 @@ class TwoTowerNet(nn.Module):
         num = torch.einsum("ts,bsd->btd", w, x)
         den = (valid @ w.T).clamp(min=1e-6)  # (B, L): sum_s W[t, s] valid[s]
         pooled = num / den[..., None]
-        u = self.user_mlp(torch.cat([pooled, x], -1))
-        return nn.functional.normalize(u, dim=-1)
+        m = seq > 0  # the tower runs on real positions only (padding rows stay 0)
+        u = torch.zeros(b, n, x.shape[-1], dtype=x.dtype, device=x.device)
+        u[m] = nn.functional.normalize(self.user_mlp(torch.cat([pooled[m], x[m]], -1)), dim=-1)
+        if not m[:, -1].all():  # empty histories: no learned state, fall back to the mean item direction
+            u[~m[:, -1], -1] = nn.functional.normalize(table[1:].mean(0), dim=-1)
+        return u
 
 
 class TwoTowerEngine(NextItemTorchEngine):
@@ -109,7 +114,8 @@ class TwoTowerEngine(NextItemTorchEngine):
     """
 
     name: ClassVar[str] = "two_tower"
-    param_grid: ClassVar[dict[str, list[Any]]] = {"temperature": [0.05, 0.1], "decay": [0.7, 0.9]}
+    # No grid by default (each run costs minutes on CPU); defaults chosen on validation.
+    param_grid: ClassVar[dict[str, list[Any]]] = {}
     _losses: ClassVar[tuple[str, ...]] = ("inbatch", "ce", "sampled")
     _param_names: ClassVar[tuple[str, ...]] = (
         "hidden",

@@ -17,6 +17,8 @@ What the runner expects from an engine (registry name -> class, see recommender/
 
 * constructor keyword arguments = hyperparameters. `param_grid` (class attribute) is either a dict
   {param: [values]} (Cartesian product) or a list of dicts; `params=` fixes keys (they override the grid).
+  An optional classmethod `param_grid_for(data)` returns a grid adapted to the training data instead
+  (e.g. no time-decay variants when the data has no timestamps).
   A `seed` or `random_state` constructor argument receives the runner's seed unless given in params.
 * `fit(data)`; if `fit` also accepts a keyword `valid`, it receives the validation `EvalSet`
   (histories, targets) whenever the engine is fitted on `split.train` -- use it for early stopping.
@@ -225,9 +227,10 @@ def eval_set_score(
         hist = cases.histories[a:b]
         ex = excluded[a:b]
         s = _dense_scores(engine, hist, cases.users[a:b], ex, n_items, k_req)
-        for i, e in enumerate(ex):
-            if len(e):
-                s[i, np.asarray(e, dtype=np.int64)] = np.nan
+        lens = np.fromiter((len(e) for e in ex), dtype=np.int64, count=len(ex))
+        if lens.sum():
+            cols = np.concatenate([np.asarray(e, dtype=np.int64) for e in ex if len(e)])
+            s[np.repeat(np.arange(len(ex)), lens), cols] = np.nan
         if auc:
             aucs[a:b] = M.auc_per_case(s, cases.targets[a:b])
         s[np.isnan(s)] = -np.inf
@@ -363,7 +366,9 @@ def evaluate_engine(
     cls = engine_cls or engine_class(name)
     k_values = tuple(sorted(set(int(k) for k in k_values)))
     k_max = max(max(k_values), predictions_k if predictions_path else 0)
-    grid = param_grid_expand(getattr(cls, "param_grid", None) if tune else None, params)
+    grid_for = getattr(cls, "param_grid_for", None)
+    raw_grid = grid_for(split.train) if callable(grid_for) else getattr(cls, "param_grid", None)
+    grid = param_grid_expand(raw_grid if tune else None, params)
     np.random.seed(seed)
 
     tuning: list[dict[str, Any]] = []

@@ -9,7 +9,17 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 
-from catalog.models import Brand, Category, Customer, Event, Order, OrderLine, Product, ShoppingSession, Visitor
+from catalog.models import (
+    Brand,
+    Category,
+    Customer,
+    Event,
+    Order,
+    OrderLine,
+    Product,
+    ShoppingSession,
+    Visitor,
+)
 from catalog.services.seed import demo_data_seed
 from recommender.models import Widget
 
@@ -20,23 +30,40 @@ END_DT = datetime(2025, 6, 1, tzinfo=UTC)
 
 def _seed(*args, **kwargs) -> str:
     out = StringIO()
-    call_command("seed_demo", "--scale", "small", "--end-date", END, "--no-progress", *args, stdout=out, **kwargs)
+    call_command(
+        "seed_demo", "--scale", "small", "--end-date", END, "--no-progress", *args, stdout=out, **kwargs
+    )
     return out.getvalue()
 
 
 def _snapshot() -> dict:
     return {
-        "counts": {m.__name__: m.objects.count() for m in (Category, Brand, Product, Customer, Visitor,
-                                                           ShoppingSession, Event, Order, OrderLine)},
+        "counts": {
+            m.__name__: m.objects.count()
+            for m in (Category, Brand, Product, Customer, Visitor, ShoppingSession, Event, Order, OrderLine)
+        },
         "skus": list(Product.objects.order_by("sku").values_list("sku", "price", "title", "stock")),
         "events": list(
             Event.objects.order_by("event_id").values_list(
-                "event_id", "type", "product__sku", "customer__external_id", "session_id", "timestamp", "quantity",
-                "price", "dwell_ms", "query", "context")
+                "event_id",
+                "type",
+                "product__sku",
+                "customer__external_id",
+                "session_id",
+                "timestamp",
+                "quantity",
+                "price",
+                "dwell_ms",
+                "query",
+                "context",
+            )
         ),
         "orders": list(Order.objects.order_by("session_id").values_list("session_id", "total", "created_at")),
-        "customers": list(Customer.objects.order_by("external_id").values_list(
-            "external_id", "age_band", "gender", "region", "consent", "created_at")),
+        "customers": list(
+            Customer.objects.order_by("external_id").values_list(
+                "external_id", "age_band", "gender", "region", "consent", "created_at"
+            )
+        ),
     }
 
 
@@ -101,8 +128,11 @@ def test_seeded_data_is_consistent():
     # each order's total is the sum of its lines, and its lines are the session's purchase events
     for order in Order.objects.prefetch_related("lines"):
         assert order.total == sum(line.line_total for line in order.lines.all())
-        bought = sorted(Event.objects.filter(session_id=order.session_id, type="purchase")
-                        .values_list("product_id", "quantity"))
+        bought = sorted(
+            Event.objects.filter(session_id=order.session_id, type="purchase").values_list(
+                "product_id", "quantity"
+            )
+        )
         assert bought == sorted((line.product_id, line.quantity) for line in order.lines.all())
     purchase_value = Event.objects.filter(type="purchase").aggregate(v=Sum("value"))["v"]
     assert purchase_value == Order.objects.aggregate(t=Sum("total"))["t"]
@@ -117,8 +147,14 @@ def test_seeded_data_is_consistent():
     assert rec_click is not None and rec_click.context["placement"] in ("home", "product", "cart")
     assert not Event.objects.filter(type="view", product__isnull=True).exists()
     assert Category.objects.filter(parent__parent__isnull=False).exists()  # three levels
-    assert set(Event.objects.values_list("type", flat=True)) >= {"view", "click", "add_to_cart", "purchase",
-                                                                 "search", "dwell"}
+    assert set(Event.objects.values_list("type", flat=True)) >= {
+        "view",
+        "click",
+        "add_to_cart",
+        "purchase",
+        "search",
+        "dwell",
+    }
 
 
 def test_seed_creates_the_default_widgets():
@@ -185,8 +221,10 @@ def test_demo_admin_without_seeded_data_still_creates_the_admin():
     assert "run `manage.py seed_demo`" in out.getvalue()
 
 
-@pytest.mark.parametrize(("args", "message"), [(["--shoppers", "7"], "shoppers must be"),
-                                               (["--base-url", "localhost:8000"], "--base-url must start")])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--shoppers", "7"], "shoppers must be"), (["--base-url", "localhost:8000"], "--base-url must start")],
+)
 def test_demo_admin_bad_arguments(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("demo_admin", *args, stdout=StringIO())

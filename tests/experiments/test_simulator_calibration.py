@@ -21,15 +21,25 @@ def test_traditional_environment_is_calibrated_to_the_study():
 
 
 def _log(*, events=(), impressions=(), order=(), duration=100.0):
-    return SessionLog(customer=0, start=0.0, duration=duration, device="mobile", events=tuple(events),
-                      impressions=tuple(impressions), order=tuple(order))
+    return SessionLog(
+        customer=0,
+        start=0.0,
+        duration=duration,
+        device="mobile",
+        events=tuple(events),
+        impressions=tuple(impressions),
+        order=tuple(order),
+    )
 
 
 def test_metric_definitions():
     logs = [
         _log(
             events=[SimEvent("add_to_cart", 1, 1.0), SimEvent("purchase", 1, 2.0, quantity=2, price=10.0)],
-            impressions=[RecImpression("home", 0.0, (1, 2, 3, 4), 0), RecImpression("product", 1.0, (5, 6), -1)],
+            impressions=[
+                RecImpression("home", 0.0, (1, 2, 3, 4), 0),
+                RecImpression("product", 1.0, (5, 6), -1),
+            ],
             order=[(1, 2, 10.0), (2, 1, 30.0)],
             duration=300.0,
         ),

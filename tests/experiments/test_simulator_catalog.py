@@ -57,7 +57,9 @@ def test_complements_link_cameras_to_lenses_and_coffee_machines_to_beans():
     names = [s.name for s in catalog.leaf_specs]
     comp = catalog.complements
     np.testing.assert_allclose(comp.sum(axis=1), 1.0)
-    cam, lens, beans, coffee = (names.index(n) for n in ("Digital Cameras", "Lenses", "Coffee Beans", "Coffee Machines"))
+    cam, lens, beans, coffee = (
+        names.index(n) for n in ("Digital Cameras", "Lenses", "Coffee Beans", "Coffee Machines")
+    )
     assert comp[cam, lens] > 0.15
     assert comp[coffee, beans] > 0.15
     assert comp[cam, beans] == 0

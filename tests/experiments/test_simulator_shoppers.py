@@ -25,8 +25,17 @@ def _run(catalog, population, model, days, seed, recommend="segment"):
     rec = SegmentPopular(catalog=catalog, population=population) if recommend == "segment" else recommend
     observe = rec.observe if isinstance(rec, SegmentPopular) else None
     rng = np.random.default_rng(seed)
-    return list(sessions_run(model=model, population=population, starts=starts, customers=who, rng=rng,
-                             recommend=rec, observe=observe))
+    return list(
+        sessions_run(
+            model=model,
+            population=population,
+            starts=starts,
+            customers=who,
+            rng=rng,
+            recommend=rec,
+            observe=observe,
+        )
+    )
 
 
 def test_same_seed_gives_identical_sessions():
@@ -100,7 +109,7 @@ def test_within_a_visit_adding_to_cart_is_often_followed_by_a_complement():
         views = [e for e in log.events if e.type in ("view", "add_to_cart")]
         for a, b in zip(views, views[1:]):
             if a.type == "add_to_cart":
-                nxt = next((e for e in views[views.index(b):] if e.type == "view"), None)
+                nxt = next((e for e in views[views.index(b) :] if e.type == "view"), None)
                 if nxt is None:
                     continue
                 pairs += 1
@@ -113,8 +122,9 @@ def test_within_a_visit_adding_to_cart_is_often_followed_by_a_complement():
 def test_behaviour_is_long_tailed_but_not_trivially_predictable():
     catalog, population, model = _world(n_customers=1500, seed=6)
     logs = _run(catalog, population, model, days=30, seed=6)
-    views = np.bincount([e.item for log in logs for e in log.events if e.type == "view"],
-                        minlength=catalog.n_products)
+    views = np.bincount(
+        [e.item for log in logs for e in log.events if e.type == "view"], minlength=catalog.n_products
+    )
     top_decile = np.sort(views)[::-1][: catalog.n_products // 10].sum() / views.sum()
     assert 0.2 < top_decile < 0.8  # concentrated, yet far from everyone viewing the same few items
     # a customer's next visit does not simply repeat the previous visit's first category
@@ -174,8 +184,13 @@ def test_recommend_none_shows_nothing_and_bad_indices_are_an_error():
     assert log.impressions == ()
     with pytest.raises(ValueError, match="outside"):
         for u in range(50):  # the first rendered widget raises
-            model.session(population=population, customer=u, start=100.0, rng=rng,
-                          recommend=lambda ctx: [catalog.n_products + 3])
+            model.session(
+                population=population,
+                customer=u,
+                start=100.0,
+                rng=rng,
+                recommend=lambda ctx: [catalog.n_products + 3],
+            )
 
 
 def test_population_demographics_shift_tastes():

@@ -22,29 +22,42 @@ def admin_client(client):
 
 
 def _version(engine="tinypop", metrics=None) -> ModelVersion:
-    v = ModelVersion(engine=engine, metrics=metrics or {"ndcg@10": 0.1, "hr@10": 0.2}, data_snapshot={"events": 123})
+    v = ModelVersion(
+        engine=engine, metrics=metrics or {"ndcg@10": 0.1, "hr@10": 0.2}, data_snapshot={"events": 123}
+    )
     v.artifact.save(f"{engine}.bin", ContentFile(b"x"), save=False)
     v.save()
     return v
 
 
 def test_training_run_pages_render(admin_client):
-    run = TrainingRun.objects.create(engine="pop", status=TrainingRun.Status.RUNNING, progress=40,
-                                     progress_message="Training pop", timings={"data": 1.5}, error="")
-    failed = TrainingRun.objects.create(engine="ease", status=TrainingRun.Status.FAILED, error="Boom <b>x</b>")
+    run = TrainingRun.objects.create(
+        engine="pop",
+        status=TrainingRun.Status.RUNNING,
+        progress=40,
+        progress_message="Training pop",
+        timings={"data": 1.5},
+        error="",
+    )
+    failed = TrainingRun.objects.create(
+        engine="ease", status=TrainingRun.Status.FAILED, error="Boom <b>x</b>"
+    )
     page = admin_client.get(reverse("admin:recommender_trainingrun_changelist"))
     assert page.status_code == 200
     html = page.content.decode()
     assert 'data-finished="0"' in html and "40% Training pop" in html and "Start a training run" in html
     detail = admin_client.get(reverse("admin:recommender_trainingrun_change", args=[run.pk]))
     assert detail.status_code == 200 and "rs-progress" in detail.content.decode()
-    failed_page = admin_client.get(reverse("admin:recommender_trainingrun_change", args=[failed.pk])).content.decode()
+    failed_page = admin_client.get(
+        reverse("admin:recommender_trainingrun_change", args=[failed.pk])
+    ).content.decode()
     assert "Boom &lt;b&gt;x&lt;/b&gt;" in failed_page  # escaped
 
 
 def test_status_endpoint(admin_client, client):
-    run = TrainingRun.objects.create(engine="pop", progress=55, progress_message="Evaluating",
-                                     status=TrainingRun.Status.RUNNING)
+    run = TrainingRun.objects.create(
+        engine="pop", progress=55, progress_message="Evaluating", status=TrainingRun.Status.RUNNING
+    )
     url = reverse("admin:recommender_trainingrun_status", args=[run.pk])
     data = admin_client.get(url).json()
     assert data["progress"] == 55 and data["message"] == "Evaluating" and data["finished"] is False
@@ -79,7 +92,9 @@ def test_start_a_run_from_the_admin(admin_client, tiny_engine, django_capture_on
             {"engine": tiny_engine, "params": '{"reverse": false}', "auto_promote": "on"},
         )
     run = TrainingRun.objects.get()
-    assert response.status_code == 302 and response.url == reverse("admin:recommender_trainingrun_change", args=[run.pk])
+    assert response.status_code == 302 and response.url == reverse(
+        "admin:recommender_trainingrun_change", args=[run.pk]
+    )
     assert run.trigger == TrainingRun.Trigger.MANUAL and run.params == {"reverse": False}
     assert run.status == TrainingRun.Status.SUCCEEDED  # eager Celery in tests
     status = admin_client.get(reverse("admin:recommender_trainingrun_status", args=[run.pk])).json()
@@ -106,14 +121,20 @@ def test_one_click_promote_and_rollback(admin_client):
     # roll back from the change page button
     page = admin_client.get(reverse("admin:recommender_modelversion_change", args=[v2.pk])).content.decode()
     assert "Roll back tinypop" in page and 'name="_save"' not in page
-    response = admin_client.post(reverse("admin:recommender_modelversion_rollback", args=["tinypop"]), follow=True)
-    assert "Rolled back tinypop: v%d serves again." % v1.pk in response.content.decode()
+    response = admin_client.post(
+        reverse("admin:recommender_modelversion_rollback", args=["tinypop"]), follow=True
+    )
+    assert f"Rolled back tinypop: v{v1.pk} serves again." in response.content.decode()
     assert model_version_active(engine="tinypop") == v1
     # nothing earlier: a clear message, not an error page
-    response = admin_client.post(reverse("admin:recommender_modelversion_rollback", args=["tinypop"]), follow=True)
+    response = admin_client.post(
+        reverse("admin:recommender_modelversion_rollback", args=["tinypop"]), follow=True
+    )
     assert response.status_code == 200 and "No earlier version of" in response.content.decode()
     # GET does not change anything
-    assert admin_client.get(reverse("admin:recommender_modelversion_promote", args=[v2.pk])).status_code == 405
+    assert (
+        admin_client.get(reverse("admin:recommender_modelversion_promote", args=[v2.pk])).status_code == 405
+    )
     assert admin_client.post(reverse("admin:recommender_modelversion_promote", args=[999])).status_code == 404
 
 
@@ -128,7 +149,9 @@ def test_admin_actions(admin_client):
     v1, v2, other = _version(), _version(), _version(engine="pop")
     url = reverse("admin:recommender_modelversion_changelist")
     # two versions of one engine: refused with a message
-    response = admin_client.post(url, {"action": "promote_selected", "_selected_action": [v1.pk, v2.pk]}, follow=True)
+    response = admin_client.post(
+        url, {"action": "promote_selected", "_selected_action": [v1.pk, v2.pk]}, follow=True
+    )
     assert "at most one version per engine" in response.content.decode()
     assert model_version_active(engine="tinypop") is None
     admin_client.post(url, {"action": "promote_selected", "_selected_action": [v1.pk, other.pk]})
@@ -158,5 +181,7 @@ def test_version_change_page_shows_comparison(admin_client, tiny_engine, setting
     for params in ({}, {"reverse": True}):
         training_run_execute(run_id=training_run_create(engine=tiny_engine, params=params, enqueue=False).pk)
     candidate = ModelVersion.objects.get(status=Status.CANDIDATE)
-    html = admin_client.get(reverse("admin:recommender_modelversion_change", args=[candidate.pk])).content.decode()
+    html = admin_client.get(
+        reverse("admin:recommender_modelversion_change", args=[candidate.pk])
+    ).content.decode()
     assert "this version" in html and "kept as candidate" in html and "Promote this version" in html

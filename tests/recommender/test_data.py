@@ -64,7 +64,9 @@ def test_weights_by_type_and_rating():
 def test_custom_event_weights_and_unknown_type_rejected():
     a = ProductFactory()
     cust = CustomerFactory()
-    Event.objects.bulk_create([_event("view", a, customer=cust), _event("purchase", a, customer=cust, minutes=1)])
+    Event.objects.bulk_create(
+        [_event("view", a, customer=cust), _event("purchase", a, customer=cust, minutes=1)]
+    )
     shop = interaction_data_from_events(event_weights={"view": 0.5, "purchase": 0})
     assert shop.data.matrix.sum() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="bogus"):
@@ -156,8 +158,13 @@ def test_item_features_from_products():
     parent = CategoryFactory(name="Home")
     cat = CategoryFactory(name="Lamps", parent=parent)
     brand = BrandFactory(name="Lumo")
-    p = ProductFactory(title="Desk lamp", description="Warm light", category=cat, brand=brand,
-                       attributes={"color": "Red", "tags": ["led", "desk"]})
+    p = ProductFactory(
+        title="Desk lamp",
+        description="Warm light",
+        category=cat,
+        brand=brand,
+        attributes={"color": "Red", "tags": ["led", "desk"]},
+    )
     q = ProductFactory(category=parent, brand=None)
     Event.objects.bulk_create([_event("view", p, customer=CustomerFactory())])
     # when
@@ -216,8 +223,10 @@ def test_temporal_split_fraction_and_user_cap():
     events = []
     for n in range(30):
         cust = CustomerFactory()
-        events += [_event("view", products[0], customer=cust, minutes=n),
-                   _event("view", products[1 + n % 4], customer=cust, minutes=1000 + n)]
+        events += [
+            _event("view", products[0], customer=cust, minutes=n),
+            _event("view", products[1 + n % 4], customer=cust, minutes=1000 + n),
+        ]
     Event.objects.bulk_create(events)
     shop = interaction_data_from_events()
     split = shop_temporal_split(shop, test_fraction=0.5, max_test_users=10, seed=1)
@@ -225,3 +234,20 @@ def test_temporal_split_fraction_and_user_cap():
     assert len(split.test_users) == 10 and len(split.test_items) == 10
     with pytest.raises(ValueError):
         shop_temporal_split(shop, test_fraction=1.5)
+
+
+@pytest.mark.realservices
+def test_timestamps_and_sequences_on_the_real_database():
+    # given: timestamps with microseconds, inserted out of order (exercises EpochSeconds on PostgreSQL)
+    a, b = ProductFactory(), ProductFactory()
+    cust = CustomerFactory()
+    when = [T0 + timedelta(minutes=5, microseconds=250_000), T0 + timedelta(minutes=1)]
+    Event.objects.bulk_create([_event("view", a, customer=cust), _event("view", b, customer=cust)])
+    Event.objects.filter(product=a).update(timestamp=when[0])
+    Event.objects.filter(product=b).update(timestamp=when[1])
+    # when
+    shop = interaction_data_from_events()
+    # then
+    idx = shop.product_index()
+    assert shop.data.sequences[0].tolist() == [idx[b.pk], idx[a.pk]]
+    assert shop.data.timestamps[0] == pytest.approx([when[1].timestamp(), when[0].timestamp()], abs=1e-3)

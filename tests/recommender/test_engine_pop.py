@@ -97,3 +97,9 @@ def test_save_load_identical_scores(tmp_path, mode):
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert loaded.get_params() == eng.get_params()
+
+
+def test_param_grid_drops_trending_without_timestamps():
+    assert PopularityEngine.param_grid_for(_counts_data()) == [{"mode": "global"}]
+    timed = InteractionData.from_sequences([[0, 1]], 2, timestamps=[[1.0, 2.0]])
+    assert PopularityEngine.param_grid_for(timed) == PopularityEngine.param_grid

@@ -207,3 +207,18 @@ def test_early_stopping_keeps_the_best_state():
     assert stop.step(2, 0.3, model)
     stop.restore(model)
     assert float(model.weight.detach()) == 1.0 and stop.best_epoch == 0
+
+
+def test_sasrec_with_attributes_trains_and_round_trips(tmp_path):
+    # given: the planted data carries a 5-column attribute matrix
+    eng = small_engine(epochs=2, use_attributes=True).fit(planted_data(n_users=60))
+    assert eng.net.attr_emb is not None and eng.n_attrs == 5
+    # when
+    eng.save(tmp_path / "attr.bin")
+    loaded = SASRecEngine.load(tmp_path / "attr.bin")
+    # then
+    hist = [np.array([4, 0])]
+    np.testing.assert_array_equal(eng.score_items(hist), loaded.score_items(hist))
+    np.testing.assert_allclose(
+        loaded.net.item_table().detach().numpy(), eng.net.item_table().detach().numpy(), rtol=0, atol=0
+    )

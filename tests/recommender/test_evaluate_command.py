@@ -110,3 +110,28 @@ def test_evaluate_content_needs_features(tmp_path):
 def test_evaluate_db_without_events_is_a_clear_error():
     with pytest.raises(CommandError, match="no product events"):
         call_command("evaluate", fmt="db", models="pop", no_progress=True)
+
+
+@pytest.mark.django_db
+def test_evaluate_db_reads_the_shops_events(tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import CustomerFactory, EventFactory, ProductFactory
+
+    # given: 12 customers view products in pairs (2k then 2k+1) over time; later days are the test period
+    products = ProductFactory.create_batch(20)
+    start = timezone.now() - timedelta(days=30)
+    for c in range(12):
+        customer = CustomerFactory()
+        for step, p in enumerate([c % 10 * 2, c % 10 * 2 + 1, (c + 3) % 10 * 2, (c + 3) % 10 * 2 + 1]):
+            EventFactory(customer=customer, product=products[p], timestamp=start + timedelta(days=c + 2 * step))
+    out = tmp_path / "db.json"
+    # when
+    call_command("evaluate", fmt="db", models="pop,itemknn", out=str(out), no_progress=True, no_tune=True)
+    # then
+    report = json.loads(out.read_text())
+    assert report["format"] == "db" and report["protocol"] == "temporal_global"
+    assert report["n_test_cases"] > 0
+    assert {r["engine"] for r in report["reports"]} == {"pop", "itemknn"}

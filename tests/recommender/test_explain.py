@@ -96,7 +96,9 @@ def test_summary_is_one_plain_line():
     assert low.summary() == "Ranked low mainly because of: rank in ease (-1.50)"
     flat = Explanation(item=3, base_value=0.0, raw_score=0.0, contributions=(("Price", 1.0, 0.0),))
     assert "average" in flat.summary()
-    engine_pos = Explanation(item=1, base_value=0.0, raw_score=1.0, contributions=(("Rank in SASRec", 1.0, 1.0),))
+    engine_pos = Explanation(
+        item=1, base_value=0.0, raw_score=1.0, contributions=(("Rank in SASRec", 1.0, 1.0),)
+    )
     assert "ranked high by the SASRec model" in engine_pos.summary()
 
 

@@ -75,7 +75,12 @@ def test_rollback_walks_back_through_promotions():
     never_promoted = _version()
     # when / then
     assert model_version_rollback(engine="tinypop") == v2
-    assert _status(v1, v2, v3, never_promoted) == [Status.RETIRED, Status.ACTIVE, Status.RETIRED, Status.CANDIDATE]
+    assert _status(v1, v2, v3, never_promoted) == [
+        Status.RETIRED,
+        Status.ACTIVE,
+        Status.RETIRED,
+        Status.CANDIDATE,
+    ]
     assert model_version_rollback(engine="tinypop") == v1
     assert _status(v1, v2, v3) == [Status.ACTIVE, Status.RETIRED, Status.RETIRED]
     with pytest.raises(ValidationError, match="No earlier version"):
@@ -129,7 +134,9 @@ def test_load_a_trained_version_and_its_maps(tiny_engine):
 
 def test_load_a_corrupt_or_missing_artifact_raises_artifact_error(tiny_engine):
     shop_create(n_products=4)
-    version = training_run_execute(run_id=training_run_create(engine=tiny_engine, enqueue=False).pk).model_version
+    version = training_run_execute(
+        run_id=training_run_create(engine=tiny_engine, enqueue=False).pk
+    ).model_version
     model_version_loaded_clear()
     with version.artifact.open("wb") as f:
         f.write(b"not a pickle")
@@ -137,3 +144,15 @@ def test_load_a_corrupt_or_missing_artifact_raises_artifact_error(tiny_engine):
         model_version_load(version=version)
     with pytest.raises(ModelArtifactError, match="no stored artifact"):
         model_version_load(version=_version(artifact=False))
+
+
+@pytest.mark.realservices
+def test_promote_and_rollback_on_the_real_database(django_capture_on_commit_callbacks):
+    v1, v2 = _version(), _version()
+    with django_capture_on_commit_callbacks(execute=True):
+        model_version_promote(version=v1)
+        model_version_promote(version=v2)
+    assert _status(v1, v2) == [Status.RETIRED, Status.ACTIVE]
+    assert model_version_rollback(engine="tinypop") == v1
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _version(status=Status.ACTIVE)

@@ -31,9 +31,13 @@ def test_torch_engines_route_to_the_training_queue():
 
 
 @pytest.mark.parametrize(("engine", "task_attr"), [("gru4rec", "torch"), ("pop", "default")])
-def test_create_enqueues_the_right_task_on_commit(engine, task_attr, monkeypatch, django_capture_on_commit_callbacks):
+def test_create_enqueues_the_right_task_on_commit(
+    engine, task_attr, monkeypatch, django_capture_on_commit_callbacks
+):
     sent = []
-    monkeypatch.setattr(tasks.training_run_execute_torch_task, "delay", lambda rid: sent.append(("torch", rid)))
+    monkeypatch.setattr(
+        tasks.training_run_execute_torch_task, "delay", lambda rid: sent.append(("torch", rid))
+    )
     monkeypatch.setattr(tasks.training_run_execute_task, "delay", lambda rid: sent.append(("default", rid)))
     monkeypatch.setattr("recommender.training.engine_params_validate", lambda *, engine, params: params or {})
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -56,17 +60,28 @@ def test_task_executes_the_run_eagerly(tiny_engine, django_capture_on_commit_cal
 def _widgets(*specs):
     Widget.objects.all().delete()
     for slug, strategy, engine, enabled in specs:
-        Widget.objects.create(slug=slug, title=slug, placement="home", strategy=strategy, engine=engine,
-                              enabled=enabled, fallback_strategy="trending")
+        Widget.objects.create(
+            slug=slug,
+            title=slug,
+            placement="home",
+            strategy=strategy,
+            engine=engine,
+            enabled=enabled,
+            fallback_strategy="trending",
+        )
 
 
 def test_nightly_creates_runs_for_engines_enabled_widgets_need(monkeypatch):
     # given
-    _widgets(("a", "personalized", "", True), ("b", "similar_items", "", False), ("c", "bought_together", "", True))
+    _widgets(
+        ("a", "personalized", "", True), ("b", "similar_items", "", False), ("c", "bought_together", "", True)
+    )
     created = []
     monkeypatch.setattr(
         "recommender.training.training_run_create",
-        lambda **kw: created.append(kw) or TrainingRun.objects.create(engine=kw["engine"], trigger=kw["trigger"]),
+        lambda **kw: (
+            created.append(kw) or TrainingRun.objects.create(engine=kw["engine"], trigger=kw["trigger"])
+        ),
     )
     # when
     ids = tasks.retrain_nightly_task()
@@ -107,14 +122,21 @@ def test_retrain_when_new_events_exceed_threshold(tiny_engine, settings, django_
 
 
 def test_stale_running_runs_are_marked_failed():
-    stale = TrainingRun.objects.create(engine="pop", status=TrainingRun.Status.RUNNING,
-                                       started_at=timezone.now() - timedelta(days=1))
-    fresh = TrainingRun.objects.create(engine="pop", status=TrainingRun.Status.RUNNING, started_at=timezone.now())
-    assert training_runs_reap_stale(older_than=timedelta(hours=6)) == 1
-    stale.refresh_from_db()
-    fresh.refresh_from_db()
+    stale = TrainingRun.objects.create(
+        engine="pop", status=TrainingRun.Status.RUNNING, started_at=timezone.now() - timedelta(days=1)
+    )
+    fresh = TrainingRun.objects.create(
+        engine="pop", status=TrainingRun.Status.RUNNING, started_at=timezone.now()
+    )
+    never_started = TrainingRun.objects.create(engine="ease")
+    TrainingRun.objects.filter(pk=never_started.pk).update(created_at=timezone.now() - timedelta(days=1))
+    just_queued = TrainingRun.objects.create(engine="ease")
+    assert training_runs_reap_stale(older_than=timedelta(hours=6)) == 2
+    for run in (stale, fresh, never_started, just_queued):
+        run.refresh_from_db()
     assert stale.status == TrainingRun.Status.FAILED and "Interrupted" in stale.error
-    assert fresh.status == TrainingRun.Status.RUNNING
+    assert never_started.status == TrainingRun.Status.FAILED and "Never started" in never_started.error
+    assert fresh.status == TrainingRun.Status.RUNNING and just_queued.status == TrainingRun.Status.QUEUED
 
 
 def test_beat_schedules():

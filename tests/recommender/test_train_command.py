@@ -38,7 +38,9 @@ def test_all_trains_what_enabled_widgets_need(tiny_engine, settings):
     shop_create()
     settings.RECSITE_STRATEGY_ENGINES = {"trending": tiny_engine}
     Widget.objects.all().delete()
-    Widget.objects.create(slug="t", title="T", placement="home", strategy="trending", fallback_strategy="trending")
+    Widget.objects.create(
+        slug="t", title="T", placement="home", strategy="trending", fallback_strategy="trending"
+    )
     _call("--all", "--no-progress")
     assert sorted(TrainingRun.objects.values_list("engine", flat=True)) == ["pop", tiny_engine]
 

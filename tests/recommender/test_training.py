@@ -99,7 +99,10 @@ def test_active_artifact_trained_before_the_cut_is_scored_as_is(tiny_engine, set
 )
 def test_promotion_tolerance(new, old, tolerance, promote):
     decided, reason = promotion_decide(
-        metrics={"ndcg@10": new}, baseline={"ndcg@10": old, "version": 1}, has_active=True, tolerance=tolerance,
+        metrics={"ndcg@10": new},
+        baseline={"ndcg@10": old, "version": 1},
+        has_active=True,
+        tolerance=tolerance,
         metric="ndcg@10",
     )
     assert decided is promote
@@ -109,7 +112,10 @@ def test_promotion_tolerance(new, old, tolerance, promote):
 def test_promotion_without_comparison():
     assert promotion_decide(metrics={}, baseline=None, has_active=False)[0] is True
     assert promotion_decide(metrics={}, baseline=None, has_active=True)[0] is False
-    assert promotion_decide(metrics={"ndcg@10": 1}, baseline=None, has_active=False, auto_promote=False)[0] is False
+    assert (
+        promotion_decide(metrics={"ndcg@10": 1}, baseline=None, has_active=False, auto_promote=False)[0]
+        is False
+    )
 
 
 def test_no_promote_flag_keeps_candidate(tiny_engine):

@@ -16,12 +16,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="where the site is served")
-        parser.add_argument("--shoppers", type=int, default=2, help="demo shopper logins to create, 0-3 (default 2)")
+        parser.add_argument(
+            "--shoppers", type=int, default=2, help="demo shopper logins to create, 0-3 (default 2)"
+        )
 
     def handle(self, *args, **options) -> None:
         base = options["base_url"].rstrip("/")
         if not base.startswith(("http://", "https://")):
-            raise CommandError(f"--base-url must start with http:// or https:// (got {options['base_url']!r}).")
+            raise CommandError(
+                f"--base-url must start with http:// or https:// (got {options['base_url']!r})."
+            )
         try:
             admin, shoppers = demo_logins_create(shoppers=options["shoppers"])
         except ValueError as exc:
@@ -37,4 +41,6 @@ class Command(BaseCommand):
                 f"(customer {s.customer}: {s.orders} order{'s' if s.orders != 1 else ''}, {s.events} events)"
             )
         if options["shoppers"] and not shoppers:
-            self.stdout.write("No seeded customers with orders yet: run `manage.py seed_demo`, then demo_admin again.")
+            self.stdout.write(
+                "No seeded customers with orders yet: run `manage.py seed_demo`, then demo_admin again."
+            )

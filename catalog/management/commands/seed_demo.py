@@ -26,15 +26,24 @@ class Command(BaseCommand):
         "Seed the demo shop: categories, brands, products, customers and simulated visits (views, clicks, "
         "carts, purchases, searches, ratings) with orders. Deterministic for a seed; does nothing when the "
         "catalog already has data unless --reset. Scales: "
-        + ", ".join(f"{k} ({v.customers:,} customers, {v.products:,} products, {v.days} days)" for k, v in SCALES.items())
+        + ", ".join(
+            f"{k} ({v.customers:,} customers, {v.products:,} products, {v.days} days)"
+            for k, v in SCALES.items()
+        )
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--scale", default="default", help="small, default or large (sets the three sizes below)")
+        parser.add_argument(
+            "--scale", default="default", help="small, default or large (sets the three sizes below)"
+        )
         parser.add_argument("--customers", type=int, help="number of customers (overrides the scale)")
         parser.add_argument("--products", type=int, help="number of products (overrides the scale)")
-        parser.add_argument("--days", type=int, help="length of the simulated period in days (overrides the scale)")
-        parser.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data); default 42")
+        parser.add_argument(
+            "--days", type=int, help="length of the simulated period in days (overrides the scale)"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=42, help="random seed (same seed, same data); default 42"
+        )
         parser.add_argument(
             "--end-date",
             help="last day of the simulated period is the day before this date, YYYY-MM-DD (default: today, UTC)",
@@ -55,7 +64,9 @@ class Command(BaseCommand):
             try:
                 end = datetime.strptime(options["end_date"], "%Y-%m-%d").replace(tzinfo=UTC)
             except ValueError:
-                raise CommandError(f"--end-date must look like 2025-01-31 (got {options['end_date']!r}).") from None
+                raise CommandError(
+                    f"--end-date must look like 2025-01-31 (got {options['end_date']!r})."
+                ) from None
         try:
             seed_arguments_check(customers=customers, products=products, days=days, seed=options["seed"])
         except ValueError as exc:
@@ -69,12 +80,20 @@ class Command(BaseCommand):
             )
         try:
             result = demo_data_seed(
-                customers=customers, products=products, days=days, seed=options["seed"], end=end,
-                reset=options["reset"], progress=progress, log=log,
+                customers=customers,
+                products=products,
+                days=days,
+                seed=options["seed"],
+                end=end,
+                reset=options["reset"],
+                progress=progress,
+                log=log,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         if not result.seeded:
             self.stdout.write(self.style.WARNING(result.message))
             return
-        self.stdout.write(self.style.SUCCESS(f"{result.message} {result.rows:,} rows in {result.seconds:.1f} s."))
+        self.stdout.write(
+            self.style.SUCCESS(f"{result.message} {result.rows:,} rows in {result.seconds:.1f} s.")
+        )

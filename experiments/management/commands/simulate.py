@@ -86,7 +86,8 @@ class Command(BaseCommand):
                 raise CommandError("This experiment cannot run: " + " ".join(msgs)) from None
         widget = exp.widgets.first()
         arms = tuple(
-            ArmSpec(v.name, v.is_control, v.weight, v.strategy, v.engine, dict(v.params or {})) for v in variants
+            ArmSpec(v.name, v.is_control, v.weight, v.strategy, v.engine, dict(v.params or {}), tuple(v.rules or ()))
+            for v in variants
         )
         control = next(v.name for v in variants if v.is_control)
         treatment = next(v.name for v in variants if not v.is_control)

@@ -103,7 +103,7 @@ class Command(BaseCommand):
             total=100,
             desc=f"{run.engine:>10}",
             unit="%",
-            bar_format="{desc} |{bar}| {n:3.0f}% {postfix}",
+            bar_format="{desc} |{bar}| {n:3.0f}%{postfix}",
             disable=quiet,
             file=self.stderr._out,
             leave=True,
