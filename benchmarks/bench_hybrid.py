@@ -142,6 +142,8 @@ def main() -> int:
             h = split.test.histories[i]
             e = explain(main_engine, h, int(split.test.targets[i][0]))
             lines = [f"- `{n}` = {v:.3g}: {c:+.3f}" for n, v, c in e.contributions[:8]]
+            gap = abs(e.base_value + sum(c for _, _, c in e.contributions) - e.raw_score)
+            lines.append(f"\n(Additivity check on this case: |base + sum(contributions) - raw score| = {gap:.1e}.)")
             exp_text = (
                 f"Test case `{split.test.case_ids[i]}` (history of {len(h)} items), target item "
                 f"`{split.train_final.item_ids[e.item]}`: base value {e.base_value:.3f} + contributions = "

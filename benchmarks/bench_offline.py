@@ -203,6 +203,12 @@ def _f(x, nd: int = 4) -> str:
     return f"{x:.{nd}f}"
 
 
+def _params(r: dict) -> str:
+    """The hyperparameters that were tuned or fixed for this run (the grid's keys), not every default."""
+    keys = {k for t in r.get("tuning", []) for k in t.get("params", {})} or set(r["params"])
+    return ", ".join(f"{k}={r['params'][k]}" for k in sorted(keys) if k in r["params"])
+
+
 def _ok(rows: dict) -> list[dict]:
     return [r for r in rows.values() if "error" not in r]
 
@@ -250,12 +256,12 @@ def _render_beauty(rows: dict) -> list[str]:
         "i(n) with history i1..i(n-1); all items ranked, history excluded, averaged over all 22,363 users.",
         "",
         "| engine | HR@5 | HR@10 | HR@20 | NDCG@5 | NDCG@10 | NDCG@20 | NDCG@10 vs pop | coverage@10 "
-        "| popularity bias@10 | fit s (CPU) | tune s | eval wall s | chosen params |",
+        "| popularity bias@10 | fit s (CPU) | tune s | eval wall s | tuned params (date) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ok:
         mm = r["metrics"]
-        params = ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
+        params = _params(r)
         out.append(
             f"| {r['engine']} | {_f(mm['HR@5'])} | {_f(mm['HR@10'])} | {_f(mm['HR@20'])} | {_f(mm['NDCG@5'])} "
             f"| {_f(mm['NDCG@10'])} | {_f(mm['NDCG@20'])} | {_ratio(mm['NDCG@10'], base)} | {_f(mm['coverage@10'], 3)} "
@@ -321,12 +327,12 @@ def _render_ml(rows: dict) -> list[str]:
         "test items not already in their history; metrics at 10 over all ranked items.",
         "",
         "| engine | precision@10 | recall@10 | F1@10 | NDCG@10 | MAP@10 | AUC | NDCG@10 vs pop | gender gap (NDCG@10) "
-        "| age-group gap (NDCG@10) | fit s | params |",
+        "| age-group gap (NDCG@10) | fit s | tuned params (date) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ok:
         mm, g = r["metrics"], r.get("gaps", {})
-        params = ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
+        params = f"{_params(r)} ({r['date']})"
         out.append(
             f"| {r['engine']} | {_f(mm['precision@10'])} | {_f(mm['recall@10'])} | {_f(mm['F1@10'])} "
             f"| {_f(mm['NDCG@10'])} | {_f(mm['MAP@10'])} | {_f(mm['AUC'])} | {_ratio(mm['NDCG@10'], base)} "
@@ -372,12 +378,12 @@ def _render_yoo(rows: dict) -> list[str]:
         "test are dropped (session-rec convention), repeat clicks count (history not excluded). HR@20 is the "
         "session papers' Recall@20.",
         "",
-        "| engine | HR@20 | MRR@20 | HR@10 | NDCG@10 | HR@20 vs pop | coverage@20 | fit s | params |",
+        "| engine | HR@20 | MRR@20 | HR@10 | NDCG@10 | HR@20 vs pop | coverage@20 | fit s | tuned params (date) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in ok:
         mm = r["metrics"]
-        params = ", ".join(f"{k}={v}" for k, v in sorted(r["params"].items()))
+        params = f"{_params(r)} ({r['date']})"
         out.append(
             f"| {r['engine']} | {_f(mm['HR@20'])} | {_f(mm['MRR@20'])} | {_f(mm['HR@10'])} | {_f(mm['NDCG@10'])} "
             f"| {_ratio(mm['HR@20'], base)} | {_f(mm['coverage@20'], 3)} | {r['fit_seconds']:.1f} | {params} |"

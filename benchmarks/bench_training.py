@@ -81,7 +81,7 @@ def _pg_admin(sql: str) -> None:
 
 def _events_insert(n_events: int, seed: int = 0) -> None:
     import numpy as np
-    from django.db import connection
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from catalog.models import Customer, Event, Product
@@ -132,7 +132,8 @@ def _events_insert(n_events: int, seed: int = 0) -> None:
         "context, received_at"
     )
     table = Event._meta.db_table
-    with connection.cursor() as cursor:
+    # One transaction: in autocommit mode SQLite would commit (fsync) after every executemany row.
+    with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.connection.cursor().copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:

@@ -28,14 +28,23 @@ from .services import experiment_allocation_sync, experiment_pause, experiment_s
 POWER = 0.8
 
 
-def calculator_text(*, metric: str, mde: float, alpha: float, arms: int = 2, traffic_share: float = 1.0,
-                    widget_ids: list[int] | None = None) -> str:
+def calculator_text(
+    *,
+    metric: str,
+    mde: float,
+    alpha: float,
+    arms: int = 2,
+    traffic_share: float = 1.0,
+    widget_ids: list[int] | None = None,
+) -> str:
     """The sample-size / power sentence shown under the experiment form (computed from recent data)."""
     label = LABELS.get(metric, metric)
     base = metric_baseline(metric=metric, widget_ids=widget_ids)
     if base is None:
-        return (f"No recent data for {label} yet (or the calculator does not cover it): use the calculator "
-                "page with your own baseline.")
+        return (
+            f"No recent data for {label} yet (or the calculator does not cover it): use the calculator "
+            "page with your own baseline."
+        )
     try:
         if base.kind == "binary":
             n = stats.sample_size_proportions(base.value, mde, alpha=alpha, power=POWER)
@@ -83,7 +92,18 @@ class VariantInline(admin.TabularInline):
 class ExperimentForm(forms.ModelForm):
     class Meta:
         model = Experiment
-        fields = "__all__"
+        fields = (
+            "slug",
+            "name",
+            "hypothesis",
+            "widgets",
+            "traffic_share",
+            "holdout_share",
+            "primary_metric",
+            "guardrail_metrics",
+            "minimum_detectable_effect",
+            "alpha",
+        )
 
     def clean_guardrail_metrics(self):
         value = self.cleaned_data.get("guardrail_metrics") or []
@@ -92,7 +112,9 @@ class ExperimentForm(forms.ModelForm):
             raise ValidationError('Give a JSON list of names, e.g. ["coverage", "diversity"].')
         unknown = [v for v in value if v not in known]
         if unknown:
-            raise ValidationError(f"Unknown guardrail(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
+            raise ValidationError(
+                f"Unknown guardrail(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}."
+            )
         return value
 
 
@@ -112,7 +134,9 @@ class ExperimentAdmin(admin.ModelAdmin):
     def results_link(self, obj: Experiment) -> str:
         if obj.status == Experiment.Status.DRAFT:
             return "-"
-        return format_html('<a href="{}">Results</a>', reverse("admin:experiments_experiment_results", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">Results</a>', reverse("admin:experiments_experiment_results", args=[obj.pk])
+        )
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -135,10 +159,17 @@ class ExperimentAdmin(admin.ModelAdmin):
     def get_urls(self):
         site = self.admin_site
         return [
-            path("<int:pk>/results/", site.admin_view(self.results_view), name="experiments_experiment_results"),
-            path("<int:pk>/lifecycle/<str:action>/", site.admin_view(self.lifecycle_view),
-                 name="experiments_experiment_lifecycle"),
-            path("calculator/", site.admin_view(self.calculator_view), name="experiments_experiment_calculator"),
+            path(
+                "<int:pk>/results/", site.admin_view(self.results_view), name="experiments_experiment_results"
+            ),
+            path(
+                "<int:pk>/lifecycle/<str:action>/",
+                site.admin_view(self.lifecycle_view),
+                name="experiments_experiment_lifecycle",
+            ),
+            path(
+                "calculator/", site.admin_view(self.calculator_view), name="experiments_experiment_calculator"
+            ),
             *super().get_urls(),
         ]
 
@@ -161,7 +192,9 @@ class ExperimentAdmin(admin.ModelAdmin):
         exp = get_object_or_404(Experiment, pk=pk)
         back = reverse("admin:experiments_experiment_change", args=[pk])
         if request.method != "POST":
-            messages.error(request, "Use the buttons on the experiment page (POST) to start, pause or stop it.")
+            messages.error(
+                request, "Use the buttons on the experiment page (POST) to start, pause or stop it."
+            )
             return HttpResponseRedirect(back)
         if not self.has_change_permission(request, exp):
             messages.error(request, "You do not have permission to change this experiment.")
@@ -191,20 +224,22 @@ class ExperimentAdmin(admin.ModelAdmin):
                 if s is None:
                     continue
                 c = res.comparison(metric, name)
-                rows.append({
-                    "metric": LABELS[metric],
-                    "variant": name,
-                    "is_control": name == res.control,
-                    "n": s.n,
-                    "value": _value(metric, s.value),
-                    "c": c,
-                    "effect": _pct(c.relative) if c else "",
-                    "ci": f"[{_pct(c.rel_ci[0])}, {_pct(c.rel_ci[1])}]" if c else "",
-                    "p": _p(c.p_value) if c else "",
-                    "p_holm": _p(c.p_holm) if c else "",
-                    "p_bh": _p(c.p_bh) if c else "",
-                    "prob": f"{c.prob_beat_control:.1%}" if c else "",
-                })
+                rows.append(
+                    {
+                        "metric": LABELS[metric],
+                        "variant": name,
+                        "is_control": name == res.control,
+                        "n": s.n,
+                        "value": _value(metric, s.value),
+                        "c": c,
+                        "effect": _pct(c.relative) if c else "",
+                        "ci": f"[{_pct(c.rel_ci[0])}, {_pct(c.rel_ci[1])}]" if c else "",
+                        "p": _p(c.p_value) if c else "",
+                        "p_holm": _p(c.p_holm) if c else "",
+                        "p_bh": _p(c.p_bh) if c else "",
+                        "prob": f"{c.prob_beat_control:.1%}" if c else "",
+                    }
+                )
         ci_rows = [
             (f"{c.variant}: {LABELS[c.metric]}", c.relative, c.rel_ci[0], c.rel_ci[1], c.significant)
             for c in res.comparisons
@@ -250,14 +285,24 @@ class ExperimentAdmin(admin.ModelAdmin):
 
 
 class CalculatorForm(forms.Form):
-    baseline = forms.FloatField(min_value=0.0001, max_value=0.9999, help_text="Current rate, e.g. 0.045 for 4.5%.")
-    mde = forms.FloatField(label="Minimum detectable effect", min_value=0.001, max_value=10,
-                           help_text="Relative change to detect, e.g. 0.05 for +5%.")
+    baseline = forms.FloatField(
+        min_value=0.0001, max_value=0.9999, help_text="Current rate, e.g. 0.045 for 4.5%."
+    )
+    mde = forms.FloatField(
+        label="Minimum detectable effect",
+        min_value=0.001,
+        max_value=10,
+        help_text="Relative change to detect, e.g. 0.05 for +5%.",
+    )
     alpha = forms.FloatField(initial=0.05, min_value=0.0001, max_value=0.5)
     power = forms.FloatField(initial=0.8, min_value=0.5, max_value=0.99)
     arms = forms.IntegerField(initial=2, min_value=2, max_value=20)
-    daily = forms.IntegerField(label="Shoppers per day", required=False, min_value=1,
-                               help_text="Optional: how many enter the experiment per day.")
+    daily = forms.IntegerField(
+        label="Shoppers per day",
+        required=False,
+        min_value=1,
+        help_text="Optional: how many enter the experiment per day.",
+    )
 
 
 def _pct(x: float) -> str:

@@ -51,8 +51,16 @@ from .models import Experiment, Exposure
 
 BINARY_METRICS = ("ctr", "add_to_cart_rate", "conversion_rate", "return_rate_14d")
 MEAN_METRICS = ("aov", "revenue_per_visitor", "session_duration", "dwell")
-METRICS = ("ctr", "add_to_cart_rate", "conversion_rate", "aov", "revenue_per_visitor", "session_duration",
-           "dwell", "return_rate_14d")
+METRICS = (
+    "ctr",
+    "add_to_cart_rate",
+    "conversion_rate",
+    "aov",
+    "revenue_per_visitor",
+    "session_duration",
+    "dwell",
+    "return_rate_14d",
+)
 LABELS = {
     "ctr": "CTR",
     "add_to_cart_rate": "add-to-cart rate",
@@ -189,7 +197,9 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
     # --- lists and clicks (CTR family)
     imps = Impression.objects.filter(experiment=experiment.slug)
     list_rows = imps.values("variant").annotate(
-        lists=Count("request_id", distinct=True), items=Count("id"), products=Count("product_id", distinct=True)
+        lists=Count("request_id", distinct=True),
+        items=Count("id"),
+        products=Count("product_id", distinct=True),
     )
     lists = {r["variant"]: r for r in list_rows}
     click_rows = (
@@ -206,7 +216,9 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
         n = lists.get(name, {}).get("lists", 0)
         k = clicked.get(name, {}).get("lists_clicked", 0)
         if n or name != "holdout":
-            st["ctr"][name] = MetricStats("ctr", name, "binary", n, k / n if n else math.nan, successes=min(k, n))
+            st["ctr"][name] = MetricStats(
+                "ctr", name, "binary", n, k / n if n else math.nan, successes=min(k, n)
+            )
 
     # --- sessions (1 query): per session first/last event, purchases, revenue, carts, dwell
     window = _window(experiment)
@@ -218,9 +230,13 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
             vis=Max("visitor_id"),
             start=Min("timestamp"),
             end=Max("timestamp"),
-            buys=Sum(Case(When(type="purchase", then=Value(1)), default=Value(0), output_field=IntegerField())),
+            buys=Sum(
+                Case(When(type="purchase", then=Value(1)), default=Value(0), output_field=IntegerField())
+            ),
             revenue=Sum(Case(When(type="purchase", then=F("value")), default=None)),
-            carts=Sum(Case(When(type="add_to_cart", then=Value(1)), default=Value(0), output_field=IntegerField())),
+            carts=Sum(
+                Case(When(type="add_to_cart", then=Value(1)), default=Value(0), output_field=IntegerField())
+            ),
             dwell_sum=Sum("dwell_ms"),
             dwell_n=Count("dwell_ms"),
         )
@@ -284,7 +300,12 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
         st["return_rate_14d"][name] = MetricStats(
             "return_rate_14d", name, "binary", r[1], r[0] / r[1] if r[1] else math.nan, successes=r[0]
         )
-        for metric, acc in (("aov", aov), ("revenue_per_visitor", rpv), ("session_duration", dur), ("dwell", dwell)):
+        for metric, acc in (
+            ("aov", aov),
+            ("revenue_per_visitor", rpv),
+            ("session_duration", dur),
+            ("dwell", dwell),
+        ):
             x = acc[name]
             st[metric][name] = MetricStats(metric, name, "mean", x.n, x.mean(), x.sd())
 
@@ -370,15 +391,17 @@ def _guardrails(experiment: Experiment, imps, names, control, lists) -> tuple[Gu
     active = Product.objects.filter(is_active=True).count() or 1
     coverage = {n: lists.get(n, {}).get("products", 0) / active for n in names}
     div_acc: dict[str, _Acc] = defaultdict(_Acc)
-    for r in imps.values("variant", "request_id").annotate(n=Count("id"), cats=Count("product__category_id",
-                                                                                   distinct=True)):
+    for r in imps.values("variant", "request_id").annotate(
+        n=Count("id"), cats=Count("product__category_id", distinct=True)
+    ):
         div_acc[r["variant"]].add(r["cats"] / r["n"] if r["n"] else 0.0)
     diversity = {n: div_acc[n].mean() if div_acc[n].n else math.nan for n in names}
     start = experiment.started_at or timezone.now()
     top_n = max(1, active // 10)
     top = list(
-        Event.objects.filter(type="view", timestamp__gte=start - timedelta(days=30), timestamp__lt=start,
-                             product__isnull=False)
+        Event.objects.filter(
+            type="view", timestamp__gte=start - timedelta(days=30), timestamp__lt=start, product__isnull=False
+        )
         .values("product_id")
         .annotate(n=Count("id"))
         .order_by("-n")
@@ -387,7 +410,8 @@ def _guardrails(experiment: Experiment, imps, names, control, lists) -> tuple[Gu
     pop_rows = imps.filter(product_id__in=top).values("variant").annotate(n=Count("id")) if top else []
     pop_counts = {r["variant"]: r["n"] for r in pop_rows}
     popularity = {
-        n: (pop_counts.get(n, 0) / lists[n]["items"]) if lists.get(n, {}).get("items") else math.nan for n in names
+        n: (pop_counts.get(n, 0) / lists[n]["items"]) if lists.get(n, {}).get("items") else math.nan
+        for n in names
     }
     out = []
     for name, values in (("coverage", coverage), ("diversity", diversity), ("popularity_share", popularity)):
@@ -403,7 +427,9 @@ def _guardrails(experiment: Experiment, imps, names, control, lists) -> tuple[Gu
             status[n] = "fail" if bad else "ok"
         note = f"fails when it {'drops' if direction == 'drop' else 'rises'} more than {limit:.0%} vs control"
         out.append(Guardrail(name, values, status, note))
-    out.append(Guardrail("latency", {}, {n: "n/a" for n in names}, "not measured: serving does not log latency"))
+    out.append(
+        Guardrail("latency", {}, {n: "n/a" for n in names}, "not measured: serving does not log latency")
+    )
     return tuple(out)
 
 
@@ -413,14 +439,19 @@ def _daily(experiment, imps, names, daily_conv) -> dict[str, list[tuple[date, fl
     out: dict[str, list[tuple[date, float]]] = {}
     if experiment.primary_metric == "ctr":
         shown = defaultdict(dict)
-        for r in imps.annotate(d=TruncDate("created_at")).values("variant", "d").annotate(
-                n=Count("request_id", distinct=True)):
+        for r in (
+            imps.annotate(d=TruncDate("created_at"))
+            .values("variant", "d")
+            .annotate(n=Count("request_id", distinct=True))
+        ):
             shown[r["variant"]][r["d"]] = r["n"]
         clicks = defaultdict(dict)
         for r in (
             Event.objects.filter(type="click", impression_id__in=Subquery(imps.values("id")))
-            .annotate(v=Subquery(Impression.objects.filter(pk=OuterRef("impression_id")).values("variant")[:1]),
-                      d=TruncDate("timestamp"))
+            .annotate(
+                v=Subquery(Impression.objects.filter(pk=OuterRef("impression_id")).values("variant")[:1]),
+                d=TruncDate("timestamp"),
+            )
             .values("v", "d")
             .annotate(n=Count("id"))
         ):

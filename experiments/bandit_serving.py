@@ -85,7 +85,9 @@ def policy_make(strategy: str, params: dict[str, Any]) -> Any:
             prior_pulls=float(params.get("prior_pulls", 20.0)),
         )
     if strategy == "thompson":
-        return ThompsonSampling(alpha0=float(params.get("alpha0", 1.0)), beta0=float(params.get("beta0", 20.0)))
+        return ThompsonSampling(
+            alpha0=float(params.get("alpha0", 1.0)), beta0=float(params.get("beta0", 20.0))
+        )
     if strategy == "linucb":
         return LinUCB(dim=CONTEXT_DIM, alpha=float(params.get("alpha", 0.5)))
     raise ValueError(f"unknown bandit strategy {strategy!r}")
@@ -104,7 +106,9 @@ def state_key(*, widget: Any, strategy: str, params: dict[str, Any]) -> tuple[st
     variant = getattr(widget, "_recsite_variant", "") or ""
     exp, _, var = variant.partition("/")
     relevant = {k: params[k] for k in sorted(params) if k not in ("base", "pool")}
-    digest = hashlib.blake2b(json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=6).hexdigest()
+    digest = hashlib.blake2b(
+        json.dumps(relevant, sort_keys=True, default=str).encode(), digest_size=6
+    ).hexdigest()
     return f"rs:bandit:w{widget.pk}:{exp}:{var}:{strategy}:{digest}", exp, var
 
 
@@ -117,7 +121,13 @@ def bandit_state_reset() -> None:
 
 
 def _sync(
-    state: BanditState, *, widget_id: int, strategy: str, params: dict[str, Any], experiment: str, variant: str
+    state: BanditState,
+    *,
+    widget_id: int,
+    strategy: str,
+    params: dict[str, Any],
+    experiment: str,
+    variant: str,
 ) -> None:
     """Fold the impressions and clicks logged since the cursors into the policy (two queries)."""
     from recommender.models import Impression
@@ -174,7 +184,9 @@ def bandit_state(*, widget: Any, strategy: str, params: dict[str, Any]) -> Bandi
         state = cached
     if state is None:
         start = timezone.now() - timedelta(days=REBUILD_DAYS)
-        state = BanditState(policy=policy_make(strategy, params), impressions_cursor=start, clicks_cursor=start)
+        state = BanditState(
+            policy=policy_make(strategy, params), impressions_cursor=start, clicks_cursor=start
+        )
     lock = key + ":lock"
     got_lock = True
     try:
@@ -200,7 +212,12 @@ def bandit_state(*, widget: Any, strategy: str, params: dict[str, Any]) -> Bandi
 
 
 def bandit_slate(
-    *, strategy: str, widget: Any, pool: list[int], customer: Customer | None, rng: np.random.Generator | None = None
+    *,
+    strategy: str,
+    widget: Any,
+    pool: list[int],
+    customer: Customer | None,
+    rng: np.random.Generator | None = None,
 ) -> BanditSlate:
     """Order `pool` (product ids, the base strategy's best first) with the widget's bandit policy."""
     params = dict(widget.params or {})
@@ -212,4 +229,6 @@ def bandit_slate(
         slate = state.policy.select(pool, size, rng, x)
     else:
         slate = state.policy.select(pool, size, rng)
-    return BanditSlate(engine_name(strategy, params), tuple(int(i) for i in slate.items), tuple(slate.propensities))
+    return BanditSlate(
+        engine_name(strategy, params), tuple(int(i) for i in slate.items), tuple(slate.propensities)
+    )

@@ -17,8 +17,14 @@ def _fmt_pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def line_chart(series: dict[str, list[tuple[object, float]]], *, width: int = 640, height: int = 240,
-               percent: bool = True, title: str = "") -> str:
+def line_chart(
+    series: dict[str, list[tuple[object, float]]],
+    *,
+    width: int = 640,
+    height: int = 240,
+    percent: bool = True,
+    title: str = "",
+) -> str:
     """Cumulative value per day per variant; x = day index, labels for the first and last day."""
     points = [(d, v) for s in series.values() for d, v in s if v is not None and math.isfinite(v)]
     if not points:
@@ -39,8 +45,10 @@ def line_chart(series: dict[str, list[tuple[object, float]]], *, width: int = 64
         return top + ph * (1 - (v - lo) / (hi - lo))
 
     fmt = _fmt_pct if percent else (lambda v: f"{v:,.2f}")
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           f'aria-label="{escape(title)}" style="font:11px sans-serif;background:#fff">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}" style="font:11px sans-serif;background:#fff">'
+    ]
     for frac in (0, 0.5, 1):
         v = lo + (hi - lo) * frac
         out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>')
@@ -81,16 +89,20 @@ def ci_chart(rows: list[tuple[str, float, float, float, bool]], *, width: int = 
     def x(v: float) -> float:
         return left + pw * (v - lo) / (hi - lo)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-           'aria-label="Relative effect with confidence interval" style="font:11px sans-serif;background:#fff">',
-           f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="8" y2="{height - 18}" stroke="#888" stroke-dasharray="4 3"/>',
-           f'<text x="{x(lo):.1f}" y="{height - 4}">{escape(_fmt_pct(lo))}</text>',
-           f'<text x="{x(hi):.1f}" y="{height - 4}" text-anchor="end">{escape(_fmt_pct(hi))}</text>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        'aria-label="Relative effect with confidence interval" style="font:11px sans-serif;background:#fff">',
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="8" y2="{height - 18}" stroke="#888" stroke-dasharray="4 3"/>',
+        f'<text x="{x(lo):.1f}" y="{height - 4}">{escape(_fmt_pct(lo))}</text>',
+        f'<text x="{x(hi):.1f}" y="{height - 4}" text-anchor="end">{escape(_fmt_pct(hi))}</text>',
+    ]
     for i, (label, eff, a, b, sig) in enumerate(rows):
         cy = 20 + 22 * i
         color = ("#2ca02c" if eff > 0 else "#d62728") if sig else "#555"
         out.append(f'<text x="{left - 8}" y="{cy + 4}" text-anchor="end">{escape(label)}</text>')
-        out.append(f'<line x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{cy}" y2="{cy}" stroke="{color}" stroke-width="2"/>')
+        out.append(
+            f'<line x1="{x(a):.1f}" x2="{x(b):.1f}" y1="{cy}" y2="{cy}" stroke="{color}" stroke-width="2"/>'
+        )
         out.append(f'<circle cx="{x(eff):.1f}" cy="{cy}" r="4" fill="{color}"/>')
         out.append(f'<text x="{min(x(b) + 6, width - 2):.1f}" y="{cy + 4}">{escape(_fmt_pct(eff))}</text>')
     out.append("</svg>")

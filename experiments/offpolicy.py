@@ -94,7 +94,10 @@ def ope_epsilon_greedy(
 
 
 def logged_bandit_rows(
-    *, widget_ids: list[int] | None = None, experiment: str | None = None, variant: str | None = None,
+    *,
+    widget_ids: list[int] | None = None,
+    experiment: str | None = None,
+    variant: str | None = None,
     days: int = 30,
 ) -> dict[float, list[tuple[int, float, float]]]:
     """Logged epsilon-greedy impressions as {logging epsilon: [(position, propensity, clicked)]}:
@@ -117,7 +120,7 @@ def logged_bandit_rows(
     out: dict[float, list[tuple[int, float, float]]] = defaultdict(list)
     for iid, engine, position, propensity in imps.values_list("id", "engine", "position", "propensity"):
         try:
-            eps = float(engine[len(EG_PREFIX):])
+            eps = float(engine[len(EG_PREFIX) :])
         except ValueError:
             continue
         out[eps].append((position, float(propensity), 1.0 if iid in clicked else 0.0))
@@ -125,17 +128,30 @@ def logged_bandit_rows(
 
 
 def ope_reports(
-    *, widget_ids: list[int] | None = None, experiment: str | None = None, variant: str | None = None,
-    candidates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3), days: int = 30,
+    *,
+    widget_ids: list[int] | None = None,
+    experiment: str | None = None,
+    variant: str | None = None,
+    candidates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3),
+    days: int = 30,
 ) -> list[OpeReport]:
     """One report per candidate exploration rate, from the largest body of logs of one logging rate."""
     logged = logged_bandit_rows(widget_ids=widget_ids, experiment=experiment, variant=variant, days=days)
     if not logged:
         return [
-            OpeReport(f"epsilon-greedy, epsilon {e:g}", e, math.nan, math.nan, 0, None, None, None,
-                      "Not estimable: no impressions logged by an exploring (epsilon-greedy) policy on these "
-                      "widgets. Deterministic policies log propensity 1, which supports no other policy; run "
-                      "the widget with strategy epsilon_greedy for a while to collect usable logs.")
+            OpeReport(
+                f"epsilon-greedy, epsilon {e:g}",
+                e,
+                math.nan,
+                math.nan,
+                0,
+                None,
+                None,
+                None,
+                "Not estimable: no impressions logged by an exploring (epsilon-greedy) policy on these "
+                "widgets. Deterministic policies log propensity 1, which supports no other policy; run "
+                "the widget with strategy epsilon_greedy for a while to collect usable logs.",
+            )
             for e in candidates
         ]
     e0, rows = max(logged.items(), key=lambda kv: len(kv[1]))
@@ -143,8 +159,19 @@ def ope_reports(
     out = []
     for e in candidates:
         if not 0 < e0 < 0.5:
-            out.append(OpeReport(f"epsilon-greedy, epsilon {e:g}", e, e0, current, len(rows), None, None, None,
-                                 f"Logged epsilon {e0:g} is outside (0, 0.5): propensities cannot be decoded."))
+            out.append(
+                OpeReport(
+                    f"epsilon-greedy, epsilon {e:g}",
+                    e,
+                    e0,
+                    current,
+                    len(rows),
+                    None,
+                    None,
+                    None,
+                    f"Logged epsilon {e0:g} is outside (0, 0.5): propensities cannot be decoded.",
+                )
+            )
             continue
         a, b, c = ope_epsilon_greedy(rows=rows, logged_epsilon=e0, epsilon=e)
         out.append(OpeReport(f"epsilon-greedy, epsilon {e:g}", e, e0, current, len(rows), a, b, c))

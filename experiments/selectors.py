@@ -52,8 +52,9 @@ class ExperimentSnapshot:
     widget_ids: tuple[int, ...] = ()
 
     @classmethod
-    def from_model(cls, experiment: Experiment, variants: list[Variant] | None = None,
-                   widget_ids: tuple[int, ...] = ()) -> ExperimentSnapshot:
+    def from_model(
+        cls, experiment: Experiment, variants: list[Variant] | None = None, widget_ids: tuple[int, ...] = ()
+    ) -> ExperimentSnapshot:
         variants = variants if variants is not None else list(experiment.variants.all())
         return cls(
             id=experiment.pk,
@@ -188,7 +189,9 @@ def metric_baseline(*, metric: str, widget_ids: list[int] | None = None, days: i
             or 0
         )
         p = clicked / lists
-        return Baseline(metric, "binary", p, (p * (1 - p)) ** 0.5, lists, "recommendation lists", lists / days, days)
+        return Baseline(
+            metric, "binary", p, (p * (1 - p)) ** 0.5, lists, "recommendation lists", lists / days, days
+        )
     if metric in ("conversion_rate", "add_to_cart_rate"):
         kind = "purchase" if metric == "conversion_rate" else "add_to_cart"
         ev = Event.objects.filter(timestamp__gte=since).exclude(session_id="")
@@ -197,10 +200,16 @@ def metric_baseline(*, metric: str, widget_ids: list[int] | None = None, days: i
             return None
         hits = ev.filter(type=kind).aggregate(n=Count("session_id", distinct=True))["n"] or 0
         p = hits / sessions
-        return Baseline(metric, "binary", p, (p * (1 - p)) ** 0.5, sessions, "sessions", sessions / days, days)
+        return Baseline(
+            metric, "binary", p, (p * (1 - p)) ** 0.5, sessions, "sessions", sessions / days, days
+        )
     if metric == "aov":
-        agg = Order.objects.filter(created_at__gte=since).aggregate(n=Count("id"), m=Avg("total"), s=StdDev("total"))
+        agg = Order.objects.filter(created_at__gte=since).aggregate(
+            n=Count("id"), m=Avg("total"), s=StdDev("total")
+        )
         if not agg["n"] or agg["s"] is None:
             return None
-        return Baseline(metric, "mean", float(agg["m"]), float(agg["s"]), agg["n"], "orders", agg["n"] / days, days)
+        return Baseline(
+            metric, "mean", float(agg["m"]), float(agg["s"]), agg["n"], "orders", agg["n"] / days, days
+        )
     return None

@@ -70,11 +70,15 @@ def _variant_params_check(variant: Variant) -> list[str]:
         if key in params:
             value = params[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-                errors.append(f"Variant {variant.name!r}: {key} must be a number between 0 and 1, got {value!r}.")
+                errors.append(
+                    f"Variant {variant.name!r}: {key} must be a number between 0 and 1, got {value!r}."
+                )
     if "num_items" in params:
         value = params["num_items"]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
-            errors.append(f"Variant {variant.name!r}: num_items must be a whole number from 1 to 100, got {value!r}.")
+            errors.append(
+                f"Variant {variant.name!r}: num_items must be a whole number from 1 to 100, got {value!r}."
+            )
     if "alpha" in params:
         value = params["alpha"]
         if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
@@ -91,20 +95,30 @@ def _variant_params_check(variant: Variant) -> list[str]:
             try:
                 rule_params_validate(rule["kind"], rule.get("params") or {})
             except ValidationError as exc:
-                errors.append(f"Variant {variant.name!r}, rule {i + 1} ({rule['kind']}): {' '.join(exc.messages)}")
+                errors.append(
+                    f"Variant {variant.name!r}, rule {i + 1} ({rule['kind']}): {' '.join(exc.messages)}"
+                )
             except Exception as exc:  # unknown kind etc.
                 errors.append(f"Variant {variant.name!r}, rule {i + 1}: {exc}")
     return errors
 
 
-def experiment_validate(*, experiment: Experiment, variants: Sequence[Variant] | None = None,
-                        widget_ids: Sequence[int] | None = None) -> None:
+def experiment_validate(
+    *,
+    experiment: Experiment,
+    variants: Sequence[Variant] | None = None,
+    widget_ids: Sequence[int] | None = None,
+) -> None:
     """Raise ValidationError listing every problem that prevents `experiment` from running."""
     variants = list(variants if variants is not None else experiment.variants.all())
-    widget_ids = list(widget_ids if widget_ids is not None else experiment.widgets.values_list("pk", flat=True))
+    widget_ids = list(
+        widget_ids if widget_ids is not None else experiment.widgets.values_list("pk", flat=True)
+    )
     errors: list[str] = []
     if len(variants) < 2:
-        errors.append(f"An experiment needs at least two variants (a control and a treatment); it has {len(variants)}.")
+        errors.append(
+            f"An experiment needs at least two variants (a control and a treatment); it has {len(variants)}."
+        )
     controls = [v for v in variants if v.is_control]
     if len(controls) == 0:
         errors.append("Mark exactly one variant as the control; none is marked.")
@@ -182,7 +196,9 @@ def experiment_start(*, experiment: Experiment, now: datetime | None = None) -> 
 def experiment_pause(*, experiment: Experiment) -> Experiment:
     experiment = Experiment.objects.select_for_update().get(pk=experiment.pk)
     if experiment.status != Experiment.Status.RUNNING:
-        raise ValidationError(f"Only a running experiment can be paused; {experiment.slug!r} is {experiment.status}.")
+        raise ValidationError(
+            f"Only a running experiment can be paused; {experiment.slug!r} is {experiment.status}."
+        )
     experiment.status = Experiment.Status.PAUSED
     experiment.save(update_fields=["status"])
     _bump()
@@ -211,7 +227,9 @@ def experiment_weights_update(*, experiment: Experiment, weights: Mapping[str, i
     variants = {v.name: v for v in experiment.variants.all()}
     unknown = sorted(set(weights) - set(variants))
     if unknown:
-        raise ValidationError(f"Unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(variants))}.")
+        raise ValidationError(
+            f"Unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(variants))}."
+        )
     for name, w in weights.items():
         if not isinstance(w, int) or isinstance(w, bool) or w < 1:
             raise ValidationError(f"Weight of {name!r} must be a whole number >= 1, got {w!r}.")
@@ -241,14 +259,22 @@ def experiment_allocation_sync(*, experiment: Experiment) -> None:
 def variant_assign(*, experiment: ExperimentSnapshot | Experiment, subject_id: str) -> Assignment:
     """The sticky assignment of `subject_id` (customer external id or visitor id). Pure arithmetic on
     the experiment's salt and allocation: same inputs, same answer, no database access for a snapshot."""
-    snap = experiment if isinstance(experiment, ExperimentSnapshot) else ExperimentSnapshot.from_model(experiment)
+    snap = (
+        experiment
+        if isinstance(experiment, ExperimentSnapshot)
+        else ExperimentSnapshot.from_model(experiment)
+    )
     if not subject_id:
         raise ValueError("subject_id must be a non-empty customer or visitor id")
     base = dict(experiment=snap.slug, experiment_id=snap.id, subject_id=subject_id)
     if not in_traffic(snap.salt, subject_id, snap.traffic_share):
-        return Assignment(**base, participating=False, holdout=False, variant=None, variant_id=None, overrides=None)
+        return Assignment(
+            **base, participating=False, holdout=False, variant=None, variant_id=None, overrides=None
+        )
     if in_holdout(snap.salt, subject_id, snap.holdout_share):
-        return Assignment(**base, participating=True, holdout=True, variant=None, variant_id=None, overrides=None)
+        return Assignment(
+            **base, participating=True, holdout=True, variant=None, variant_id=None, overrides=None
+        )
     vid = variant_for(snap.salt, subject_id, snap.allocation)
     over = snap.variants.get(vid)
     return Assignment(

@@ -61,7 +61,12 @@ def widget_with_overrides(widget: Any, over: Any) -> Any:
 
 
 def experiment_apply(
-    *, widget: Any, customer: Any = None, visitor: str | None = None, context: dict[str, Any], log: bool = True
+    *,
+    widget: Any,
+    customer: Any = None,
+    visitor: str | None = None,
+    context: dict[str, Any],
+    log: bool = True,
 ) -> Applied:
     """See the module docstring. Never raises: a broken experiment lookup serves the widget as is."""
     if context.get("experiment"):  # the caller already decided (e.g. an admin preview of a variant)
@@ -95,6 +100,7 @@ def experiment_apply(
         from recommender.rules import RuleSpec
 
         rules = [
-            RuleSpec(kind=r["kind"], params=r.get("params") or {}, position=i) for i, r in enumerate(over.rules)
+            RuleSpec(kind=r["kind"], params=r.get("params") or {}, position=i)
+            for i, r in enumerate(over.rules)
         ]
     return Applied(w, rules, ctx, assignment)

@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -89,8 +89,13 @@ def scenario_get(name: str, *, epsilon: float = 0.1) -> Scenario:
             arm = "ai-driven" if i == 0 else f"ai-eps-{e:g}"
             names[arm] = e
             arms.append(
-                ArmSpec(arm, False, 1, strategy="epsilon_greedy",
-                        params={"epsilon": e, "base": "personalized", "pool": 24})
+                ArmSpec(
+                    arm,
+                    False,
+                    1,
+                    strategy="epsilon_greedy",
+                    params={"epsilon": e, "base": "personalized", "pool": 24},
+                )
             )
         return Scenario(
             name="paper-2025",
@@ -127,18 +132,26 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
             "default": {
                 "ENGINE": "django.db.backends.sqlite3",
                 "NAME": str(db_path),
-                "OPTIONS": {"timeout": 20, "init_command": "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;"},
+                "OPTIONS": {
+                    "timeout": 20,
+                    "init_command": "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;",
+                },
             }
         }
     )["default"]
     new_db["TEST"] = {"NAME": str(db_path)}
-    connections["default"].close()
+    # Keep the current connection object (not just its settings) and put it back afterwards: an in-memory
+    # SQLite database (the test suite's) lives only as long as its connection.
+    saved_conn = connections["default"]
+    saved_cache_obj = caches["default"]
     saved_db = connections.settings["default"]
     saved_cache = caches.settings["default"]
     connections.settings["default"] = new_db
     _drop(connections, "default")
-    caches.settings["default"] = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                  "LOCATION": f"recsite-simulate-{tmp.name}"}
+    caches.settings["default"] = {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": f"recsite-simulate-{tmp.name}",
+    }
     _drop(caches, "default")
     overrides = override_settings(
         MEDIA_ROOT=str(tmp / "media"),
@@ -160,9 +173,9 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
         overrides.disable()
         connections["default"].close()
         connections.settings["default"] = saved_db
-        _drop(connections, "default")
+        connections["default"] = saved_conn
         caches.settings["default"] = saved_cache
-        _drop(caches, "default")
+        caches["default"] = saved_cache_obj
         serving_state_reset()
         selectors._memo.clear()
         bandit_serving.bandit_state_reset()
@@ -173,10 +186,8 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
 
 
 def _drop(handler: Any, alias: str) -> None:
-    try:
+    with suppress(AttributeError, KeyError):
         del handler[alias]
-    except (AttributeError, KeyError):
-        pass
 
 
 # ------------------------------------------------------------------------------------------ one run
@@ -297,8 +308,9 @@ def run_once(
     exp_days = steps / 24.0
     now = timezone.now().astimezone(UTC)
     exp_start = (now - timedelta(days=exp_days, minutes=10)).replace(microsecond=0)
-    result = demo_data_seed(customers=customers, products=products, days=history_days, seed=seed, end=exp_start,
-                            reset=True)
+    result = demo_data_seed(
+        customers=customers, products=products, days=history_days, seed=seed, end=exp_start, reset=True
+    )
     Customer.objects.update(consent=Customer.Consent.FULL)
     timings["seed"] = time.perf_counter() - t
     say(f"run seed {seed}: {result.message}")
@@ -308,14 +320,22 @@ def run_once(
         run = training_run_create(engine=engine, trigger=TrainingRun.Trigger.COMMAND, enqueue=False)
         run = training_run_execute(run_id=run.pk)
         if run is None or run.status != TrainingRun.Status.SUCCEEDED:
-            raise RuntimeError(f"training {engine} failed in the simulation: {getattr(run, 'error', '')[:500]}")
+            raise RuntimeError(
+                f"training {engine} failed in the simulation: {getattr(run, 'error', '')[:500]}"
+            )
     timings["train"] = time.perf_counter() - t
 
     # widgets and the experiment
     widgets = {}
     for placement, slug in (("home", "sim-home"), ("product", "sim-product"), ("cart", "sim-cart")):
-        w = Widget.objects.create(slug=slug, title=f"Simulated {placement}", placement=placement,
-                                  strategy=scenario.widget_strategy, fallback_strategy="popular", num_items=8)
+        w = Widget.objects.create(
+            slug=slug,
+            title=f"Simulated {placement}",
+            placement=placement,
+            strategy=scenario.widget_strategy,
+            fallback_strategy="popular",
+            num_items=8,
+        )
         if placement == "cart":
             WidgetRule.objects.create(widget=w, kind="exclude_in_cart", params={}, position=0)
         widgets[placement] = w
@@ -331,9 +351,16 @@ def run_once(
     )
     exp.widgets.set(list(widgets.values()))
     for arm in scenario.arms:
-        Variant.objects.create(experiment=exp, name=arm.name, is_control=arm.is_control, weight=arm.weight,
-                               strategy=arm.strategy, engine=arm.engine, params=arm.params,
-                               rules=list(arm.rules))
+        Variant.objects.create(
+            experiment=exp,
+            name=arm.name,
+            is_control=arm.is_control,
+            weight=arm.weight,
+            strategy=arm.strategy,
+            engine=arm.engine,
+            params=arm.params,
+            rules=list(arm.rules),
+        )
     exp = experiment_start(experiment=exp, now=exp_start)
     snap = ExperimentSnapshot.from_model(exp)
 
@@ -378,11 +405,19 @@ def run_once(
     try:
         for start, u in zip(starts.tolist(), who.tolist(), strict=True):
             served.clear()
-            log = model.session(population=population, customer=u, start=offset + start, rng=rng,
-                                recommend=recommend)
+            log = model.session(
+                population=population, customer=u, start=offset + start, rng=rng, recommend=recommend
+            )
             arms[arm_of[u]].add(log)
-            rows = _event_rows(log, t0=hist_start, product_pk=product_pk, prices=prices,
-                               customer_ext=cust_objs[u].external_id, session_id=uuid.uuid4().hex, served=served)
+            rows = _event_rows(
+                log,
+                t0=hist_start,
+                product_pk=product_pk,
+                prices=prices,
+                customer_ext=cust_objs[u].external_id,
+                session_id=uuid.uuid4().hex,
+                served=served,
+            )
             if rows:
                 res = events_record(events=rows)
                 rejected += res.rejected
@@ -414,18 +449,20 @@ def run_once(
             others = [e for e in scenario.sensitivity.values() if e != e0]
             for rep in ope_reports(experiment=exp.slug, variant=arm, candidates=tuple(others), days=0):
                 actual_arm = next((a for a, e in scenario.sensitivity.items() if e == rep.epsilon), None)
-                ope_out.append({
-                    "logged_arm": arm,
-                    "logged_epsilon": e0,
-                    "candidate_epsilon": rep.epsilon,
-                    "logged_item_ctr": rep.current_ctr,
-                    "n": rep.n,
-                    "ips": rep.ips.value if rep.ips else None,
-                    "snips": rep.snips.value if rep.snips else None,
-                    "snips_se": rep.snips.se if rep.snips else None,
-                    "dr": rep.dr.value if rep.dr else None,
-                    "actual_item_ctr": per_arm_vals[actual_arm]["item_ctr"] if actual_arm else None,
-                })
+                ope_out.append(
+                    {
+                        "logged_arm": arm,
+                        "logged_epsilon": e0,
+                        "candidate_epsilon": rep.epsilon,
+                        "logged_item_ctr": rep.current_ctr,
+                        "n": rep.n,
+                        "ips": rep.ips.value if rep.ips else None,
+                        "snips": rep.snips.value if rep.snips else None,
+                        "snips_se": rep.snips.se if rep.snips else None,
+                        "dr": rep.dr.value if rep.dr else None,
+                        "actual_item_ctr": per_arm_vals[actual_arm]["item_ctr"] if actual_arm else None,
+                    }
+                )
     timings["analysis"] = time.perf_counter() - t
     return RunOutcome(
         seed=seed,
@@ -444,9 +481,7 @@ def report_build(*, scenario: Scenario, outcomes: list[RunOutcome], config: dict
     for o in outcomes:
         for name, obs in o.arms.items():
             pooled[name].extend(obs)
-    arms = {
-        name: arm_summary(pooled[name], [o.per_arm[name] for o in outcomes]) for name in pooled
-    }
+    arms = {name: arm_summary(pooled[name], [o.per_arm[name] for o in outcomes]) for name in pooled}
     tests = arms_test(pooled[scenario.control], pooled[scenario.treatment])
     report: dict[str, Any] = {
         "scenario": scenario.name,
@@ -457,8 +492,14 @@ def report_build(*, scenario: Scenario, outcomes: list[RunOutcome], config: dict
         "arms": arms,
         "tests": tests,
         "runs": [
-            {"run": i + 1, "seed": o.seed, "sessions": o.sessions, "arms": o.per_arm, "seconds": o.seconds,
-             "db_analysis": o.db}
+            {
+                "run": i + 1,
+                "seed": o.seed,
+                "sessions": o.sessions,
+                "arms": o.per_arm,
+                "seconds": o.seconds,
+                "db_analysis": o.db,
+            }
             for i, o in enumerate(outcomes)
         ],
     }
@@ -469,8 +510,11 @@ def report_build(*, scenario: Scenario, outcomes: list[RunOutcome], config: dict
                 "conversion_rate": arms[arm]["conversion_rate"],
                 "aov": arms[arm]["aov"],
                 "ctr": arms[arm]["ctr"],
-                "vs_control": {m: v for m, v in arms_test(pooled[scenario.control], pooled[arm]).items()
-                               if m in ("conversion_rate", "aov")},
+                "vs_control": {
+                    m: v
+                    for m, v in arms_test(pooled[scenario.control], pooled[arm]).items()
+                    if m in ("conversion_rate", "aov")
+                },
             }
             for arm, eps in sorted(scenario.sensitivity.items(), key=lambda kv: kv[1])
         }
@@ -510,14 +554,29 @@ def simulation_run(
     with sandbox(keep=keep, say=say) as where:
         for r in range(runs):
             outcomes.append(
-                run_once(scenario=scenario, customers=customers, products=products, steps=steps, seed=seed + r,
-                         history_days=history_days, progress=progress, say=say,
-                         source_experiment=source_experiment)
+                run_once(
+                    scenario=scenario,
+                    customers=customers,
+                    products=products,
+                    steps=steps,
+                    seed=seed + r,
+                    history_days=history_days,
+                    progress=progress,
+                    say=say,
+                    source_experiment=source_experiment,
+                )
             )
     config = {
-        "customers": customers, "products": products, "steps": steps, "step": "1 hour",
-        "experiment_days": steps / 24.0, "history_days": history_days, "runs": runs, "seed": seed,
-        "database": "throw-away SQLite file in a temporary directory" + (f" ({where})" if keep else ", deleted"),
+        "customers": customers,
+        "products": products,
+        "steps": steps,
+        "step": "1 hour",
+        "experiment_days": steps / 24.0,
+        "history_days": history_days,
+        "runs": runs,
+        "seed": seed,
+        "database": "throw-away SQLite file in a temporary directory"
+        + (f" ({where})" if keep else ", deleted"),
         "wall_seconds": round(time.perf_counter() - t0, 1),
     }
     return report_build(scenario=scenario, outcomes=outcomes, config=config)

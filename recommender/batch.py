@@ -5,7 +5,8 @@ version) or a rollback changes every key at once and serving never mixes two ver
 retired versions simply expire. Serving reads them for the `personalized` strategy and falls back to live
 scoring on a miss.
 
-Entry format: {"items": [(product id, score, because product id | None), ...], "at": unix seconds}.
+Entry format: {"items": [(product id, score, because product id | None, because title | ""), ...],
+"at": unix seconds}: everything the request needs, so a cached request reads no titles.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from catalog.models import Customer, Event
+from catalog.models import Customer, Event, Product
 
 from .models import ModelVersion, Widget
 from .serving import (
@@ -139,6 +140,8 @@ def candidates_precompute(
         except Exception:
             logger.warning("similar_items failed for %s; caching without reasons", version, exc_info=True)
             neigh = {}
+        because_ids = {a for cid in rows for a in recent[cid]}
+        titles = dict(Product.objects.filter(pk__in=because_ids).values_list("pk", "title"))
         entries = {}
         for row, cid in enumerate(rows):
             items = _to_pids(loaded, np.asarray(ids_mat)[row], np.asarray(score_mat)[row])
@@ -148,7 +151,10 @@ def candidates_precompute(
                     if pid not in best or s > best[pid][0]:
                         best[pid] = (s, anchor)
             entries[candidates_cache_key(model_version_id=version.pk, customer_id=cid)] = {
-                "items": [(p, s, best[p][1] if p in best else None) for p, s in items],
+                "items": [
+                    (p, s, best[p][1], titles.get(best[p][1], "")) if p in best else (p, s, None, "")
+                    for p, s in items
+                ],
                 "at": time.time(),
             }
         cache_ok = cache_set_many(entries, timeout) and cache_ok

@@ -27,12 +27,14 @@ class Explanation:
     contributions: (feature name, feature value, contribution), largest |contribution| first;
                    value is NaN when the feature is unknown for this pair
     raw_score:     the ranker's raw score for the pair
+    sources:       the base engines (display labels) whose top-N proposed the item, best rank first
     """
 
     item: int
     base_value: float
     contributions: tuple[tuple[str, float, float], ...]
     raw_score: float
+    sources: tuple[str, ...] = ()
 
     def summary(self, *, max_reasons: int = 3, min_contribution: float = 0.01) -> str:
         """One line, e.g. "Ranked high mainly because: similar to the shopper's last item (+0.80), popular
@@ -48,6 +50,7 @@ class Explanation:
                 {"feature": n, "value": None if math.isnan(v) else v, "contribution": c}
                 for n, v, c in self.contributions
             ],
+            "sources": list(self.sources),
             "summary": self.summary(),
         }
 
@@ -86,12 +89,21 @@ def explain_many(
     shap_values, base = _shap_matrix(explainer, X)
     raw = np.asarray(engine.booster_.predict(X, raw_score=True), dtype=np.float64).ravel()
     names = list(engine.feature_names_)
+    depth = int(getattr(engine, "n_candidates", 0))
+    rank_cols = [(f, n[len("Rank in ") :]) for f, n in enumerate(names) if n.startswith("Rank in ")]
     out = []
     for j, item in enumerate(items_arr):
         order = np.argsort(-np.abs(shap_values[j]), kind="stable")
         contribs = tuple((names[f], float(X[j, f]), float(shap_values[j, f])) for f in order)
+        proposed = sorted((float(X[j, f]), label) for f, label in rank_cols if X[j, f] <= depth)
         out.append(
-            Explanation(item=int(item), base_value=base, contributions=contribs, raw_score=float(raw[j]))
+            Explanation(
+                item=int(item),
+                base_value=base,
+                contributions=contribs,
+                raw_score=float(raw[j]),
+                sources=tuple(label for _, label in proposed),
+            )
         )
     return out
 

@@ -646,7 +646,7 @@ def ranker_groups_build(
 
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
     "n_estimators": 400,
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_child_samples": 50,
     "subsample": 0.8,

@@ -57,6 +57,8 @@ class ProductAttrs:
     stock: int
     is_active: bool
     created_ts: float  # unix seconds
+    currency: str = "USD"
+    image: str = ""
 
 
 @dataclass(frozen=True)

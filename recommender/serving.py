@@ -478,12 +478,22 @@ def product_attrs_load(product_ids: Iterable[int] = (), skus: Iterable[str] = ()
         return {}
     rows = list(
         Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).values_list(
-            "pk", "sku", "title", "category_id", "brand_id", "price", "stock", "is_active", "created_at"
+            "pk",
+            "sku",
+            "title",
+            "category_id",
+            "brand_id",
+            "price",
+            "stock",
+            "is_active",
+            "created_at",
+            "currency",
+            "image",
         )
     )
     cats = _categories({r[3] for r in rows})
     out = {}
-    for pk, sku, title, cat, brand, price, stock, active, created in rows:
+    for pk, sku, title, cat, brand, price, stock, active, created, currency, image in rows:
         out[pk] = ProductAttrs(
             product_id=pk,
             sku=sku,
@@ -496,6 +506,8 @@ def product_attrs_load(product_ids: Iterable[int] = (), skus: Iterable[str] = ()
             stock=stock,
             is_active=active,
             created_ts=created.timestamp() if created else 0.0,
+            currency=currency,
+            image=image,
         )
     return out
 
@@ -548,10 +560,21 @@ def _candidates(
         cached = cache_get(candidates_cache_key(model_version_id=version.pk, customer_id=shopper.customer.pk))
         if cached:
             seen = set(shopper.history)  # clicked since the batch ran: not recommended again
-            items = [(int(p), float(s)) for p, s, _ in cached["items"] if p not in seen]
-            because = {int(p): int(b) for p, _, b in cached["items"] if b is not None}
-            titles = _titles(because.values())
-            reasons = {p: f"Because you viewed {titles[b]}" for p, b in because.items() if b in titles}
+            items = [(int(row[0]), float(row[1])) for row in cached["items"] if row[0] not in seen]
+            # Entries carry (product, score, because product, because title); the title saves a query.
+            reasons = {
+                int(row[0]): f"Because you viewed {row[3]}"
+                for row in cached["items"]
+                if len(row) > 3 and row[3]
+            }
+            missing = {
+                int(row[0]): int(row[2]) for row in cached["items"] if len(row) == 3 and row[2] is not None
+            }
+            if missing:
+                titles = _titles(missing.values())
+                reasons.update(
+                    {p: f"Because you viewed {titles[b]}" for p, b in missing.items() if b in titles}
+                )
             return _Source(
                 version.engine,
                 items,
@@ -755,13 +778,16 @@ def recommendations_get(
     context: dict[str, Any] | None = None,
     log: bool = True,
     trace: list[ServingTrace] | None = None,
+    attrs_out: dict[int, ProductAttrs] | None = None,
 ) -> list[Recommendation]:
     """Up to k recommendations of `widget` (a Widget or its slug) for this shopper (k defaults to the
     widget's num_items). Disabled widgets are served too (callers decide; the admin preview needs it).
 
     context: optional {"cart": product ids, "experiment": slug, "variant": name, "propensities":
     {product id: p}}. `log=False` skips the impression log (admin preview). When `trace` is a list,
-    a ServingTrace is appended (sources, model version, rules' removals, warnings).
+    a ServingTrace is appended (sources, model version, rules' removals, warnings). When `attrs_out` is a
+    dict, the returned products' attributes (sku, title, price, currency, image, ...) are put in it, so
+    callers that render items need no second product query.
     """
     if isinstance(widget, str):
         widget = Widget.objects.get(slug=widget)  # DoesNotExist for an unknown slug: a caller's bug
@@ -844,6 +870,8 @@ def recommendations_get(
         outcome = rules_apply(pool, rules, attrs, ctx, pinned_ids=pinned_ids)
 
     chosen = outcome.kept[:k]
+    if attrs_out is not None:
+        attrs_out.update({c.product_id: attrs[c.product_id] for c in chosen if c.product_id in attrs})
     version_by_engine = {s.name: s.model_version_id for s in sources}
     now = timezone.now()
     propensities = context.get("propensities") or {}

@@ -312,12 +312,12 @@ def _run(run: TrainingRun, report: _Reporter, timings: dict[str, float], stored:
                 active=active, split=split, shop=shop, params=effective_params, metrics=metrics
             )
         evaluation["baseline"] = baseline
+    split_model = None  # free it before the refit (two large models need not coexist)
 
     report(70, f"Training {name} on all events")
     with _Timer(timings, "refit"):
         model = engine_create(name, **params).fit(shop.data)
     _record_device(run, model)
-    split_model = None  # free memory before saving
 
     report(90, "Saving the model")
     with _Timer(timings, "save"):

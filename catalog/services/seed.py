@@ -486,10 +486,11 @@ def _sessions_simulate(
                 id_rng,
             )
             pending += 1
-            if len(writer.events) >= chunk_events:
-                writer.flush()
+            if pending >= 250:
                 bar.update(pending)
                 pending = 0
+            if len(writer.events) >= chunk_events:
+                writer.flush()
                 say(
                     f"progress sessions={writer.counts['sessions']}/{len(starts)} events={writer.counts['events']} "
                     f"elapsed={time.perf_counter() - t0:.1f}s"

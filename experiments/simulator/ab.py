@@ -80,8 +80,12 @@ def arm_summary(pooled: ArmObservations, per_run: list[dict[str, float]]) -> dic
         sd_runs = float(np.std(runs, ddof=1)) if len(runs) > 1 else math.nan
         if m == "item_ctr":
             v = pooled.clicks / pooled.slots if pooled.slots else math.nan
-            out[m] = {"mean": v, "sd": math.sqrt(v * (1 - v)) if not math.isnan(v) else math.nan,
-                      "n": pooled.slots, "sd_runs": sd_runs}
+            out[m] = {
+                "mean": v,
+                "sd": math.sqrt(v * (1 - v)) if not math.isnan(v) else math.nan,
+                "n": pooled.slots,
+                "sd_runs": sd_runs,
+            }
             continue
         x = np.asarray(getattr(pooled, m), dtype=float)
         out[m] = {
@@ -102,8 +106,13 @@ def arms_test(control: ArmObservations, treatment: ArmObservations) -> dict[str,
             out[m] = {"t": math.nan, "df": math.nan, "p": math.nan, "effect": math.nan, "relative": math.nan}
             continue
         r = stats.welch_ttest(a, b)
-        out[m] = {"t": float(r.statistic), "df": float(r.df), "p": float(r.p_value), "effect": float(r.effect),
-                  "relative": float(r.relative_effect)}
+        out[m] = {
+            "t": float(r.statistic),
+            "df": float(r.df),
+            "p": float(r.p_value),
+            "effect": float(r.effect),
+            "relative": float(r.relative_effect),
+        }
     return out
 
 

@@ -694,7 +694,14 @@ class ShopperModel:
                                     min(5, max(1, round(3.6 + 0.8 * util.one(item) + gauss(0.0, 0.8))))
                                 )
                                 pop.ratings_due[u].append((item, rating))
-                        order = tuple((item, qty, pr) for item, qty, pr in cart)
+                        # a second checkout in the same visit joins the first: one order per visit
+                        merged = {item: [qty, pr] for item, qty, pr in order}
+                        for item, qty, pr in cart:
+                            if item in merged:
+                                merged[item][0] += qty
+                            else:
+                                merged[item] = [qty, pr]
+                        order = tuple((item, qty, pr) for item, (qty, pr) in merged.items())
                         cart = []
                         if rand() < p.exit_after_purchase:
                             break

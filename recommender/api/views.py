@@ -184,6 +184,7 @@ class RecommendationsView(APIView):
             if missing:
                 raise NotFound(f"Unknown product(s) in session_items: {', '.join(map(str, missing))}.")
         request_id = uuid.uuid4()
+        attrs: dict[int, serving.ProductAttrs] = {}
         recs = serving.recommendations_get(
             widget=widget,
             customer=customer,
@@ -192,42 +193,44 @@ class RecommendationsView(APIView):
             session_items=session_items,
             k=k,
             request_id=request_id,
+            attrs_out=attrs,
         )
         return Response(
             {
                 "widget": widget.slug,
                 "title": widget.title,
                 "request_id": str(request_id),
-                "items": items_render(recs),
+                "items": items_render(recs, attrs),
             }
         )
 
 
-def items_render(recs: list[serving.Recommendation]) -> list[dict[str, Any]]:
-    """Recommendations -> JSON items with the product fields a client renders (one query)."""
-    rows = {
-        r["pk"]: r
-        for r in Product.objects.filter(pk__in=[r.product_id for r in recs]).values(
-            "pk", "sku", "title", "price", "currency", "image"
-        )
-    }
+def items_render(
+    recs: list[serving.Recommendation], attrs: dict[int, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Recommendations -> JSON items with the product fields a client renders (from `attrs`, the
+    attributes serving already loaded; one query for any that are missing)."""
+    attrs = dict(attrs or {})
+    missing = [r.product_id for r in recs if r.product_id not in attrs]
+    if missing:
+        attrs.update(serving.product_attrs_load(missing))
     detail = reverse("catalog:product", args=[0])
     image = reverse("catalog:product_image", args=[0])
     items = []
     for rec in recs:
-        row = rows.get(rec.product_id)
+        row = attrs.get(rec.product_id)
         if row is None:
             continue
         pk = str(rec.product_id)
         items.append(
             {
                 "product_id": rec.product_id,
-                "sku": row["sku"],
-                "title": row["title"],
-                "price": str(row["price"]),
-                "currency": row["currency"],
+                "sku": row.sku,
+                "title": row.title,
+                "price": f"{row.price:.2f}",
+                "currency": row.currency,
                 "url": detail.replace("/0/", f"/{pk}/", 1),
-                "image": row["image"] or image.replace("/0/", f"/{pk}/", 1),
+                "image": row.image or image.replace("/0/", f"/{pk}/", 1),
                 "score": round(rec.score, 6),
                 "reason": rec.reason,
                 "impression_id": str(rec.impression_id) if rec.impression_id else None,

@@ -22,6 +22,11 @@ from recommender.engines.base import Engine, InteractionData, default_exclude, t
 
 _FORMAT = "recsite-hybrid-v1"
 
+# Base-engine settings used unless `base_params` names the engine. Chosen on the Amazon Beauty VALIDATION
+# split (docs/benchmarks/hybrid.md): the order-aware item-kNN ("what comes next after a") gives the ranker
+# a sequential signal that the bag-of-items engines lack.
+DEFAULT_BASE_PARAMS: dict[str, dict[str, Any]] = {"itemknn": {"mode": "sequence", "history_decay": 0.4}}
+
 
 def _base_engine_create(name: str, params: Mapping[str, Any]) -> Engine:
     from recommender.engines import engine_create
@@ -112,10 +117,13 @@ class HybridEngine:
     below every ranked candidate.
 
     Hyperparameters:
-      base_engines          registry names of the engines pooled ("ease", "itemknn", "sasrec")
-      base_params           {engine name: constructor kwargs} for the base engines ({} = their defaults)
+      base_engines          registry names of the engines pooled (("ease", "itemknn")); any registry
+                            engine works, e.g. ("ease", "itemknn", "sasrec") where SASRec's training time
+                            fits the budget (GPU)
+      base_params           {engine name: constructor kwargs} for the base engines; engines not named get
+                            DEFAULT_BASE_PARAMS (itemknn: order-aware "sequence" mode) or their own defaults
       n_candidates          items asked from each base engine per history (100)
-      max_negatives         negatives kept per training group (100; None keeps all)
+      max_negatives         negatives kept per training group (50; None keeps all)
       lgbm_params           overrides of `ranker.DEFAULT_LGBM_PARAMS` (n_estimators, learning_rate, ...)
       early_stopping_rounds rounds without NDCG@10 gain before stopping (30)
       valid_fraction        share of label groups held out for early stopping without `valid` (0.1)
@@ -136,10 +144,10 @@ class HybridEngine:
     def __init__(
         self,
         *,
-        base_engines: Sequence[str] = ("ease", "itemknn", "sasrec"),
+        base_engines: Sequence[str] = ("ease", "itemknn"),
         base_params: Mapping[str, Mapping[str, Any]] | None = None,
         n_candidates: int = 100,
-        max_negatives: int | None = 100,
+        max_negatives: int | None = 50,
         lgbm_params: Mapping[str, Any] | None = None,
         early_stopping_rounds: int = 30,
         valid_fraction: float = 0.1,
@@ -161,10 +169,12 @@ class HybridEngine:
         if not 0.0 < valid_fraction < 1.0:
             raise ValueError("valid_fraction must be between 0 and 1")
         self.base_engines = base_engines
-        self.base_params = {k: dict(v) for k, v in (base_params or {}).items()}
-        unknown = set(self.base_params) - set(base_engines)
+        given = {k: dict(v) for k, v in (base_params or {}).items()}
+        unknown = set(given) - set(base_engines)
         if unknown:
             raise ValueError(f"base_params for engines not in base_engines: {sorted(unknown)}")
+        defaults = {k: dict(v) for k, v in DEFAULT_BASE_PARAMS.items() if k in base_engines}
+        self.base_params = {**defaults, **given}
         self.n_candidates = int(n_candidates)
         self.max_negatives = None if max_negatives is None else int(max_negatives)
         self.lgbm_params = dict(lgbm_params or {})

@@ -43,13 +43,24 @@ class ItemKNNEngine:
     """
 
     name: ClassVar[str] = "itemknn"
+    # Sequence points were chosen on Amazon Beauty *validation* cases (never test); the "users" points cover
+    # order-free data; the self_weight points matter only where repeats are allowed (click sessions).
+    _SEQ_A: ClassVar[dict[str, Any]] = {
+        "mode": "sequence",
+        "history_decay": 0.5,
+        "alpha": 0.9,
+        "window": 8,
+        "backward": 0.25,
+        "shrink": 30.0,
+    }
+    _SEQ_B: ClassVar[dict[str, Any]] = {"mode": "sequence", "history_decay": 0.4, "alpha": 0.75, "window": 3}
     param_grid: ClassVar[list[dict[str, Any]]] = [
         {"mode": "users", "history_decay": 1.0},
         {"mode": "users", "history_decay": 0.7},
-        {"mode": "sequence", "history_decay": 0.7},
-        {"mode": "sequence", "history_decay": 0.4},
-        {"mode": "sequence", "history_decay": 0.4, "alpha": 0.75},
-        {"mode": "sequence", "history_decay": 0.4, "alpha": 0.75, "self_weight": 0.5},
+        _SEQ_A,
+        {**_SEQ_A, "history_decay": 0.4, "window": 5},
+        {**_SEQ_B, "self_weight": 0.5},
+        {**_SEQ_A, "self_weight": 0.5},
     ]
 
     def __init__(

@@ -24,8 +24,13 @@ def _fresh_state():
 
 def widget_make(slug: str = "home-test", strategy: str = "popular", **kw) -> Widget:
     return Widget.objects.create(
-        slug=slug, title=slug, placement=kw.pop("placement", "home"), strategy=strategy,
-        fallback_strategy=kw.pop("fallback_strategy", "popular"), num_items=kw.pop("num_items", 4), **kw
+        slug=slug,
+        title=slug,
+        placement=kw.pop("placement", "home"),
+        strategy=strategy,
+        fallback_strategy=kw.pop("fallback_strategy", "popular"),
+        num_items=kw.pop("num_items", 4),
+        **kw,
     )
 
 

@@ -19,14 +19,19 @@ from tests.experiments.exp_fixtures import _fresh_state, experiment_make, produc
 pytestmark = pytest.mark.django_db
 
 
-def _plant(exp, widget, products, *, variant, n, clicks, buys, start, order_value=Decimal("50.00"), prefix=None):
+def _plant(
+    exp, widget, products, *, variant, n, clicks, buys, start, order_value=Decimal("50.00"), prefix=None
+):
     """n subjects in `variant`, one session and one 4-item list each; the first `clicks` click, the first
     `buys` buy for `order_value`."""
     v = exp.variants.get(name=variant)
     prefix = prefix or variant
     customers = Customer.objects.bulk_create([Customer(external_id=f"{prefix}-{i}") for i in range(n)])
     Exposure.objects.bulk_create(
-        [Exposure(experiment=exp, variant=v, subject_id=c.external_id, first_exposed_at=start) for c in customers]
+        [
+            Exposure(experiment=exp, variant=v, subject_id=c.external_id, first_exposed_at=start)
+            for c in customers
+        ]
     )
     imps, events = [], []
     for i, c in enumerate(customers):
@@ -34,22 +39,63 @@ def _plant(exp, widget, products, *, variant, n, clicks, buys, start, order_valu
         sid = uuid.uuid4().hex
         req = uuid.uuid4()
         row = [
-            Impression(id=uuid.uuid4(), request_id=req, widget=widget, product=products[(i + j) % len(products)],
-                       customer=c, position=j, experiment=exp.slug, variant=variant, created_at=t)
+            Impression(
+                id=uuid.uuid4(),
+                request_id=req,
+                widget=widget,
+                product=products[(i + j) % len(products)],
+                customer=c,
+                position=j,
+                experiment=exp.slug,
+                variant=variant,
+                created_at=t,
+            )
             for j in range(4)
         ]
         imps += row
         events.append(Event(type="view", product=products[0], customer=c, session_id=sid, timestamp=t))
-        events.append(Event(type="dwell", product=products[0], customer=c, session_id=sid, dwell_ms=20_000,
-                            timestamp=t + timedelta(seconds=20)))
+        events.append(
+            Event(
+                type="dwell",
+                product=products[0],
+                customer=c,
+                session_id=sid,
+                dwell_ms=20_000,
+                timestamp=t + timedelta(seconds=20),
+            )
+        )
         if i < clicks:
-            events.append(Event(type="click", product=row[0].product, customer=c, session_id=sid,
-                                impression_id=row[0].id, timestamp=t + timedelta(seconds=30)))
+            events.append(
+                Event(
+                    type="click",
+                    product=row[0].product,
+                    customer=c,
+                    session_id=sid,
+                    impression_id=row[0].id,
+                    timestamp=t + timedelta(seconds=30),
+                )
+            )
         if i < buys:
-            events.append(Event(type="add_to_cart", product=products[1], customer=c, session_id=sid,
-                                timestamp=t + timedelta(seconds=60)))
-            events.append(Event(type="purchase", product=products[1], customer=c, session_id=sid,
-                                price=order_value, value=order_value, timestamp=t + timedelta(seconds=120)))
+            events.append(
+                Event(
+                    type="add_to_cart",
+                    product=products[1],
+                    customer=c,
+                    session_id=sid,
+                    timestamp=t + timedelta(seconds=60),
+                )
+            )
+            events.append(
+                Event(
+                    type="purchase",
+                    product=products[1],
+                    customer=c,
+                    session_id=sid,
+                    price=order_value,
+                    value=order_value,
+                    timestamp=t + timedelta(seconds=120),
+                )
+            )
     Impression.objects.bulk_create(imps)
     Event.objects.bulk_create(events)
 
@@ -57,8 +103,9 @@ def _plant(exp, widget, products, *, variant, n, clicks, buys, start, order_valu
 def _setup(**kw):
     products = products_make(8)
     w = widget_make()
-    exp = experiment_start(experiment=experiment_make(widgets=[w], **kw),
-                           now=timezone.now() - timedelta(days=20))
+    exp = experiment_start(
+        experiment=experiment_make(widgets=[w], **kw), now=timezone.now() - timedelta(days=20)
+    )
     return exp, w, products
 
 
@@ -92,7 +139,9 @@ def test_metric_definitions_on_a_small_experiment():
     assert s["add_to_cart_rate"]["B"].value == pytest.approx(0.2)
     assert s["aov"]["A"].value == pytest.approx(40.0) and s["aov"]["B"].value == pytest.approx(70.0)
     assert s["revenue_per_visitor"]["A"].value == pytest.approx(20.0)  # 5 x 40 over 10 subjects
-    assert s["session_duration"]["A"].value == pytest.approx((5 * 120 + 5 * 20) / 10)  # buyers last 120 s, others 20 s
+    assert s["session_duration"]["A"].value == pytest.approx(
+        (5 * 120 + 5 * 20) / 10
+    )  # buyers last 120 s, others 20 s
     assert s["dwell"]["A"].value == pytest.approx(20.0)
     assert s["ctr"]["B"].value == pytest.approx(0.4)
     names = [g.name for g in res.guardrails]
@@ -112,9 +161,7 @@ def test_srm_is_flagged_on_a_planted_imbalance():
 
 
 def test_query_count_does_not_grow_with_subjects_or_variants(django_assert_max_num_queries):
-    exp, w, products = _setup(
-        variants=(("A", True, 1, {}), ("B", False, 1, {}), ("C", False, 1, {}))
-    )
+    exp, w, products = _setup(variants=(("A", True, 1, {}), ("B", False, 1, {}), ("C", False, 1, {})))
     for v in "ABC":
         _plant(exp, w, products, variant=v, n=60, clicks=6, buys=3, start=exp.started_at)
     with django_assert_max_num_queries(14):
@@ -125,17 +172,26 @@ def test_query_count_does_not_grow_with_subjects_or_variants(django_assert_max_n
 
 def test_repeated_aa_splits_of_simulated_sessions_flag_at_about_the_nominal_rate():
     # given one population of simulated shoppers (the pure shopper model, segment-popular recommendations)
+    from experiments.simulator.catalog import catalog_generate
     from experiments.simulator.metrics import sessions_run
     from experiments.simulator.recommenders import SegmentPopular
-    from experiments.simulator.catalog import catalog_generate
     from experiments.simulator.shoppers import ShopperModel, population_generate, sessions_schedule
 
     catalog = catalog_generate(n_products=80, seed=3, window_days=10)
     pop = population_generate(catalog=catalog, n_customers=600, seed=3)
     starts, who = sessions_schedule(population=pop, days=10, seed=3)
     rec = SegmentPopular(catalog=catalog, population=pop)
-    logs = list(sessions_run(model=ShopperModel(catalog), population=pop, starts=starts, customers=who,
-                             rng=np.random.default_rng(3), recommend=rec, observe=rec.observe))
+    logs = list(
+        sessions_run(
+            model=ShopperModel(catalog),
+            population=pop,
+            starts=starts,
+            customers=who,
+            rng=np.random.default_rng(3),
+            recommend=rec,
+            observe=rec.observe,
+        )
+    )
     lists = np.array([imp.clicked >= 0 for log in logs for imp in log.impressions], dtype=float)
     assert lists.size > 1000
     # when it is split into two identical arms 400 times at random

@@ -33,7 +33,10 @@ def test_running_experiment_applies_variant_overrides_and_tags_impressions(setti
     exp = experiment_start(
         experiment=experiment_make(
             widgets=[w],
-            variants=(("A", True, 1, {}), ("B", False, 1, {"rules": [{"kind": "price_range", "params": {"max": 5}}]})),
+            variants=(
+                ("A", True, 1, {}),
+                ("B", False, 1, {"rules": [{"kind": "price_range", "params": {"max": 5}}]}),
+            ),
         )
     )
     groups = _customers_by_variant(exp)
@@ -77,17 +80,27 @@ def test_preview_without_logging_writes_no_exposure():
 
 
 def _click(customer, rec):
-    res = events_record(events=[{
-        "event_id": str(uuid.uuid4()), "type": "click", "product_id": rec.product_id,
-        "customer": customer.external_id, "impression_id": str(rec.impression_id), "timestamp": timezone.now(),
-    }])
+    res = events_record(
+        events=[
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": "click",
+                "product_id": rec.product_id,
+                "customer": customer.external_id,
+                "impression_id": str(rec.impression_id),
+                "timestamp": timezone.now(),
+            }
+        ]
+    )
     assert res.accepted == 1
 
 
 def test_epsilon_greedy_logs_propensities_and_learns_from_clicks(settings):
     settings.RECSITE_BANDIT_SYNC_SECONDS = 0
     products_make(10)
-    w = widget_make(strategy="epsilon_greedy", num_items=4, params={"epsilon": 0.2, "base": "popular", "pool": 6})
+    w = widget_make(
+        strategy="epsilon_greedy", num_items=4, params={"epsilon": 0.2, "base": "popular", "pool": 6}
+    )
     c = CustomerFactory()
     recs = recommendations_get(widget=w, customer=c)
     assert len(recs) == 4 and all(r.engine == "bandit:epsilon_greedy@0.2" for r in recs)
@@ -107,7 +120,9 @@ def test_epsilon_greedy_logs_propensities_and_learns_from_clicks(settings):
     firsts = [recommendations_get(widget=w, customer=c)[0].product_id for _ in range(20)]
     assert firsts.count(target.product_id) >= 12  # greedy with probability 0.8 + 0.2/6
     greedy_p = 0.8 + 0.2 / 6
-    logged = Impression.objects.filter(position=0, product_id=target.product_id).values_list("propensity", flat=True)
+    logged = Impression.objects.filter(position=0, product_id=target.product_id).values_list(
+        "propensity", flat=True
+    )
     assert all(p == pytest.approx(greedy_p) for p in logged)
     # another exploration rate is another policy (its own state, learning from its own impressions)
     other = bandit_state(widget=w, strategy="epsilon_greedy", params={**w.params, "epsilon": 0.3})
@@ -135,15 +150,24 @@ def test_bandit_state_is_separate_per_variant(settings):
     exp = experiment_start(
         experiment=experiment_make(
             widgets=[w],
-            variants=(("A", True, 1, {"strategy": "epsilon_greedy", "params": {"epsilon": 0.1, "base": "popular"}}),
-                      ("B", False, 1, {"strategy": "epsilon_greedy", "params": {"epsilon": 0.1, "base": "popular"}})),
+            variants=(
+                ("A", True, 1, {"strategy": "epsilon_greedy", "params": {"epsilon": 0.1, "base": "popular"}}),
+                (
+                    "B",
+                    False,
+                    1,
+                    {"strategy": "epsilon_greedy", "params": {"epsilon": 0.1, "base": "popular"}},
+                ),
+            ),
         )
     )
     groups = _customers_by_variant(exp)
     recs = recommendations_get(widget=w, customer=groups["A"][0])
     recommendations_get(widget=w, customer=groups["B"][0])
     assert set(Impression.objects.values_list("variant", "engine")) == {
-        ("A", "bandit:epsilon_greedy@0.1"), ("B", "bandit:epsilon_greedy@0.1")}
+        ("A", "bandit:epsilon_greedy@0.1"),
+        ("B", "bandit:epsilon_greedy@0.1"),
+    }
     _click(groups["A"][0], recs[0])
     from experiments.serving import experiment_apply
 
@@ -153,3 +177,41 @@ def test_bandit_state_is_separate_per_variant(settings):
     sb = bandit_state(widget=wb, strategy="epsilon_greedy", params=wb.params)
     assert sa.clicks == 1 and sb.clicks == 0
     assert sa.pulls == 3 and sb.pulls == 3
+
+
+@pytest.mark.realservices
+def test_experiment_and_bandit_on_postgres_and_redis(settings):
+    # the generation counter (cache.incr), pickled bandit state and exposure inserts with
+    # ignore_conflicts against the real services
+    settings.RECSITE_BANDIT_SYNC_SECONDS = 0
+    products_make(6)
+    w = widget_make(strategy="popular", num_items=3)
+    exp = experiment_start(
+        experiment=experiment_make(
+            widgets=[w],
+            variants=(
+                ("A", True, 1, {}),
+                ("B", False, 1, {"strategy": "epsilon_greedy", "params": {"epsilon": 0.2, "base": "popular"}}),
+            ),
+        )
+    )
+    groups = _customers_by_variant(exp)
+    b = groups["B"][0]
+    recs = recommendations_get(widget=w, customer=b)
+    recommendations_get(widget=w, customer=b)
+    assert Exposure.objects.filter(experiment=exp, subject_id=b.external_id).count() == 1
+    _click(b, recs[0])
+    from django.core.cache import cache
+
+    from experiments import bandit_serving
+    from experiments.serving import experiment_apply
+
+    wb = experiment_apply(widget=w, customer=b, context={}, log=False).widget
+    bandit_serving.bandit_state_reset()  # force a read from Redis
+    state = bandit_state(widget=wb, strategy="epsilon_greedy", params=wb.params)
+    assert state.clicks == 1 and state.pulls == 6
+    key, _, _ = bandit_serving.state_key(widget=wb, strategy="epsilon_greedy", params=wb.params)
+    assert cache.get(key).clicks == 1
+    experiment_pause(experiment=exp)
+    recommendations_get(widget=w, customer=b)
+    assert Impression.objects.filter(experiment="").count() == 3

@@ -35,7 +35,10 @@ def test_start_builds_allocation_and_serving_sees_it():
     [
         ((("A", False, 1, {}), ("B", False, 1, {})), "none is marked"),
         ((("A", True, 1, {}),), "at least two variants"),
-        ((("A", True, 1, {}), ("B", False, 1, {"params": {"epsilon": 2}})), "epsilon must be a number between 0 and 1"),
+        (
+            (("A", True, 1, {}), ("B", False, 1, {"params": {"epsilon": 2}})),
+            "epsilon must be a number between 0 and 1",
+        ),
         ((("A", True, 1, {}), ("B", False, 1, {"strategy": "nonsense"})), "unknown strategy"),
     ],
 )
@@ -136,8 +139,8 @@ def test_exposures_are_logged_once_in_bulk():
     exposures_log(assignments=assigns)
     exposures_log(assignments=assigns)  # re-exposure: ignored
     assert Exposure.objects.filter(experiment=exp).count() == 50
-    by_variant = dict(
-        Variant.objects.filter(experiment=exp).values_list("name", "pk")
-    )
+    by_variant = dict(Variant.objects.filter(experiment=exp).values_list("name", "pk"))
     for a in assigns:
-        assert Exposure.objects.get(experiment=exp, subject_id=a.subject_id).variant_id == by_variant[a.variant]
+        assert (
+            Exposure.objects.get(experiment=exp, subject_id=a.subject_id).variant_id == by_variant[a.variant]
+        )

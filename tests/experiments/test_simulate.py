@@ -44,7 +44,11 @@ def test_scenarios_are_defined_as_the_study_describes():
     assert paper.control == "traditional" and paper.treatment == "ai-driven"
     assert sorted(paper.sensitivity.values()) == [0.1, 0.2, 0.3]
     ai = next(a for a in paper.arms if a.name == "ai-driven")
-    assert ai.strategy == "epsilon_greedy" and ai.params["epsilon"] == 0.1 and ai.params["base"] == "personalized"
+    assert (
+        ai.strategy == "epsilon_greedy"
+        and ai.params["epsilon"] == 0.1
+        and ai.params["base"] == "personalized"
+    )
     aa = scenario_get("aa")
     assert [a.strategy for a in aa.arms] == ["", ""]  # both the widget's traditional strategy
 
@@ -52,8 +56,26 @@ def test_scenarios_are_defined_as_the_study_describes():
 def test_simulate_aa_end_to_end_in_a_throwaway_database(tmp_path, django_db_blocker, capsys):
     out = tmp_path / "aa.json"
     with django_db_blocker.unblock():
-        call_command("simulate", "--scenario", "aa", "--customers", "150", "--products", "40", "--steps", "36",
-                     "--history-days", "3", "--runs", "2", "--seed", "3", "--out", str(out), "--no-progress")
+        call_command(
+            "simulate",
+            "--scenario",
+            "aa",
+            "--customers",
+            "150",
+            "--products",
+            "40",
+            "--steps",
+            "36",
+            "--history-days",
+            "3",
+            "--runs",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(out),
+            "--no-progress",
+        )
     text = capsys.readouterr().out
     assert "Throw-away database:" in text and "Table 1" in text and "Table 2" in text and "Table 4" in text
     report = json.loads(out.read_text())
@@ -81,20 +103,54 @@ def test_planted_better_variant_wins_end_to_end(django_db_blocker):
     order = np.argsort(cat.appeal)
 
     def pins(idx):
-        return ({"kind": "pin_skus",
-                 "params": {"pins": [{"sku": cat.skus[i], "position": p + 1} for p, i in enumerate(idx)]}},)
+        return (
+            {
+                "kind": "pin_skus",
+                "params": {"pins": [{"sku": cat.skus[i], "position": p + 1} for p, i in enumerate(idx)]},
+            },
+        )
 
     scenario = Scenario(
-        name="planted", description="planted", control="A", treatment="B", primary_metric="ctr",
-        arms=(ArmSpec("A", True, 1, params={"num_items": 1}, rules=pins(order[:1])),
-              ArmSpec("B", False, 1, rules=pins(order[-8:]))),
+        name="planted",
+        description="planted",
+        control="A",
+        treatment="B",
+        primary_metric="ctr",
+        arms=(
+            ArmSpec("A", True, 1, params={"num_items": 1}, rules=pins(order[:1])),
+            ArmSpec("B", False, 1, rules=pins(order[-8:])),
+        ),
     )
     # when shoppers visit through the real serving path
     with django_db_blocker.unblock():
-        report = simulation_run(scenario=scenario, customers=400, products=60, steps=120, runs=1, seed=5,
-                                history_days=3)
+        report = simulation_run(
+            scenario=scenario, customers=400, products=60, steps=120, runs=1, seed=5, history_days=3
+        )
     # then B's click-through rate is higher, significantly
     assert report["arms"]["B"]["ctr"]["mean"] > report["arms"]["A"]["ctr"]["mean"]
     assert report["tests"]["ctr"]["t"] > 0 and report["tests"]["ctr"]["p"] < 0.05
     db = report["runs"][0]["db_analysis"]["variants"]
     assert db["B"]["ctr"] == pytest.approx(report["arms"]["B"]["ctr"]["mean"])
+
+
+@pytest.mark.django_db
+def test_simulate_an_existing_experiment_by_slug(tmp_path):
+    # given an experiment configured in the shop's admin (this database)
+    from experiments.models import Experiment, Variant
+    from recommender.models import Widget
+
+    w = Widget.objects.create(slug="home-x", title="Home", placement="home", strategy="popular")
+    exp = Experiment.objects.create(slug="bigger-list", name="Bigger list", primary_metric="ctr")
+    exp.widgets.set([w])
+    Variant.objects.create(experiment=exp, name="control", is_control=True, params={"num_items": 2})
+    Variant.objects.create(experiment=exp, name="eight", params={"num_items": 8})
+    out = tmp_path / "r.json"
+    # when it is simulated (in a throw-away copy)
+    call_command("simulate", "--experiment", "bigger-list", "--customers", "120", "--products", "40", "--steps", "24",
+                 "--history-days", "2", "--out", str(out), "--no-progress")
+    # then the report names its variants and the shop's experiment is untouched
+    report = json.loads(out.read_text())
+    assert report["control"] == "control" and report["treatment"] == "eight"
+    assert set(report["arms"]) == {"control", "eight"}
+    exp.refresh_from_db()
+    assert exp.status == "draft" and not exp.exposures.exists()

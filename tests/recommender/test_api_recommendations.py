@@ -153,3 +153,29 @@ def test_request_ids_differ_per_request(api_client):
     a = api_client.get(url("home-trending")).json()["request_id"]
     b = api_client.get(url("home-trending")).json()["request_id"]
     assert uuid.UUID(a) != uuid.UUID(b)
+
+
+def test_cached_request_query_count_does_not_grow_with_k(api_client, model_strategies):
+    """No N+1: the same queries for 2 or 8 items (k=8 here also reads the trending fallback list once)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Product
+    from recommender.batch import candidates_precompute
+
+    shop = shop_create()
+    version = model_version_make(shop=shop)
+    widget_make("home-personalized", strategy="personalized")
+    customer = shop.customers[0]
+    candidates_precompute(version=version, customer_ids=[customer.pk])
+    api_client.get(url("home-personalized", customer=customer.external_id, k=2))  # warm the category memo
+    counts = {}
+    for k in (2, 8):
+        with CaptureQueriesContext(connection) as ctx:
+            r = api_client.get(url("home-personalized", customer=customer.external_id, k=k))
+        assert r.status_code == 200 and len(r.json()["items"]) == k
+        counts[k] = len(ctx.captured_queries)
+        item = r.json()["items"][0]
+        assert item["price"] == str(Product.objects.get(pk=item["product_id"]).price)
+    assert counts[2] <= 8, counts
+    assert counts[8] <= counts[2] + 3, counts  # + trending list (two windows) + the fallback items' attributes

@@ -65,3 +65,15 @@ def test_save_load_identical_scores(tmp_path):
 def test_empty_history_scores_zero():
     eng = EASEEngine().fit(InteractionData.from_sequences([[0, 1], [1, 2]], 3))
     assert np.all(eng.score([np.array([], dtype=np.int64)]) == 0)
+
+
+def test_consecutive_fits_share_one_solve_and_report_its_cost():
+    data = pairs_data()
+    a = EASEEngine(l2=4.0, history_decay=1.0).fit(data)
+    b = EASEEngine(l2=4.0, history_decay=0.5).fit(data)  # same l2 and data: the solve is reused
+    assert b.B_ is a.B_ and b.fit_seconds_ == a.fit_seconds_ > 0
+    c = EASEEngine(l2=8.0).fit(data)
+    assert c.B_ is not a.B_
+    EASEEngine.cache_clear()
+    assert EASEEngine(l2=8.0).fit(data).B_ is not c.B_
+    np.testing.assert_allclose(EASEEngine(l2=8.0).fit(data).B_, c.B_)

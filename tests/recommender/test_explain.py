@@ -73,6 +73,10 @@ def test_explanation_names_values_and_order(fitted):
     assert values["Shopper history length"] == len(h)
     d = exp.as_dict()
     assert d["summary"] and len(d["contributions"]) == len(names)
+    # the source engines are those whose top-N held the item (a recommended item always has one)
+    assert exp.sources and set(exp.sources) <= {"Fake Pop", "Fake Cooc"}
+    for label in exp.sources:
+        assert values[f"Rank in {label}"] <= eng.n_candidates
 
 
 def test_summary_is_one_plain_line():

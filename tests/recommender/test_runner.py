@@ -151,3 +151,30 @@ def test_engine_applies(split):
     assert engine_applies("pop", split.train) is None
     assert "Unknown engine" in engine_applies("nope", split.train)
     assert "does not apply" in engine_applies("content", split.train)  # no texts or attributes
+
+
+def test_cold_user_and_cold_item_slices_hand_computed():
+    from recommender.engines.base import InteractionData
+    from recommender.evaluation.protocols import EvalSet
+    from recommender.evaluation.runner import metrics_compute
+
+    # training popularity: item 0 by 5 users, item 1 by 4, item 2 by 1 (cold, <= 3), items 3, 4 never (cold)
+    train = InteractionData.from_sequences([[0, 1], [0, 1], [0, 1], [0, 1], [0, 2]], 5)
+    cases = EvalSet(
+        histories=[np.array([0]), np.array([1]), np.array([0]), np.array([1])],
+        targets=[np.array([1]), np.array([2]), np.array([3]), np.array([4])],
+        users=np.arange(4),
+        case_ids=np.array(["a", "b", "c", "d"]),
+        n_train=np.array([2, 5, 3, 8]),  # cases 0 and 2 are cold users (<= 3 training interactions)
+    )
+    top = np.array([[1, 2], [3, 2], [4, 3], [0, 3]])  # hits: case 0 at 1, case 1 at 2, case 2 at 2, case 3 none
+    metrics, slices, _, _ = metrics_compute(top, np.full(4, np.nan), cases, train, k_values=(2,))
+    assert metrics["HR@2"] == pytest.approx(3 / 4)
+    assert slices["cold_users"]["n_cases"] == 2
+    assert slices["cold_users"]["HR@2"] == pytest.approx(1.0)  # cases 0 and 2 both hit
+    assert slices["cold_users"]["NDCG@2"] == pytest.approx((1 + 1 / np.log2(3)) / 2)
+    assert slices["warm_users"]["HR@2"] == pytest.approx(0.5)
+    # cold items: targets 2, 3, 4 (cases 1, 2, 3); hits for cases 1 and 2
+    assert slices["cold_items"]["n_cases"] == 3
+    assert slices["cold_items"]["HR@2"] == pytest.approx(2 / 3)
+    assert metrics["coverage@2"] == pytest.approx(5 / 5)

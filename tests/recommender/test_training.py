@@ -221,3 +221,55 @@ def test_create_validates_engine_and_params(tiny_engine):
     with pytest.raises(ValidationError, match="JSON object"):
         engine_params_validate(engine=tiny_engine, params=[1, 2])
     assert TrainingRun.objects.count() == 0
+
+
+def test_real_pop_engine_through_the_pipeline(settings):
+    # the shipped popularity engine, end to end: evaluated, stored, loadable, serving real products
+    settings.RECSITE_EVAL_TEST_FRACTION = 0.2
+    shop = shop_create()
+    run = _train("pop")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    version = run.model_version
+    assert version.status == ModelVersion.Status.ACTIVE and version.metrics["hr@10"] > 0
+    loaded = model_version_load(version=version)
+    ids, _ = loaded.engine.recommend([[]], 3)
+    assert {int(loaded.product_ids[i]) for i in ids[0] if i >= 0} <= {p.pk for p in shop["products"]}
+
+
+def test_admin_started_run_uses_a_thread_when_celery_is_eager(tiny_engine, settings, monkeypatch):
+    from recommender import training
+
+    settings.RECSITE_TRAINING_IN_THREAD = True
+    started = []
+
+    class FakeThread:
+        def __init__(self, target, args, name, daemon):
+            started.append((name, daemon))
+            self.target, self.args = target, args
+
+        def start(self):
+            self.target(*self.args)
+
+    monkeypatch.setattr(training.threading, "Thread", FakeThread)
+    monkeypatch.setattr(training.connection, "close", lambda: None)  # the test's connection stays open
+    shop_create()
+    training._enqueue(training_run_create(engine=tiny_engine, enqueue=False).pk, tiny_engine)
+    run = TrainingRun.objects.get()
+    assert started == [(f"training-run-{run.pk}", True)]
+    assert TrainingRun.objects.get().status == TrainingRun.Status.SUCCEEDED
+
+
+def test_device_comes_from_the_engine_fit_info(tiny_engine, monkeypatch):
+    # a torch engine trained on a GPU reports it in fit_info (no GPU here: simulated)
+    from tests.recommender._training_fixtures import TinyPop
+
+    original_fit = TinyPop.fit
+
+    def fit_on_gpu(self, data):
+        original_fit(self, data)
+        self.fit_info = {"device": "cuda:0"}
+        return self
+
+    monkeypatch.setattr(TinyPop, "fit", fit_on_gpu)
+    shop_create()
+    assert _train(tiny_engine).device == "cuda"

@@ -37,18 +37,28 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--experiment", metavar="SLUG", help="Simulate a copy of this experiment's variants.")
-        group.add_argument("--scenario", metavar="NAME", help="aa (A/A test) or paper-2025 (reference study).")
+        group.add_argument(
+            "--experiment", metavar="SLUG", help="Simulate a copy of this experiment's variants."
+        )
+        group.add_argument(
+            "--scenario", metavar="NAME", help="aa (A/A test) or paper-2025 (reference study)."
+        )
         parser.add_argument("--customers", type=int, default=10_000)
         parser.add_argument("--products", type=int, default=500)
         parser.add_argument("--steps", type=int, default=1000, help="Hourly time steps (default 1000).")
         parser.add_argument("--runs", type=int, default=1)
         parser.add_argument("--seed", type=int, default=42)
-        parser.add_argument("--history-days", type=int, default=14,
-                            help="Days of pre-experiment shop history (training data).")
+        parser.add_argument(
+            "--history-days",
+            type=int,
+            default=14,
+            help="Days of pre-experiment shop history (training data).",
+        )
         parser.add_argument("--epsilon", type=float, default=0.1, help="The AI arm's exploration rate.")
         parser.add_argument("--out", metavar="PATH", help="Write the JSON report here.")
-        parser.add_argument("--keep-db", action="store_true", help="Keep the throw-away database (path printed).")
+        parser.add_argument(
+            "--keep-db", action="store_true", help="Keep the throw-away database (path printed)."
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def _check(self, options) -> None:
@@ -79,14 +89,24 @@ class Command(BaseCommand):
             )
         variants = list(exp.variants.all())
         try:
-            experiment_validate(experiment=exp, variants=variants, widget_ids=[w.pk for w in exp.widgets.all()])
+            experiment_validate(
+                experiment=exp, variants=variants, widget_ids=[w.pk for w in exp.widgets.all()]
+            )
         except Exception as exc:  # ValidationError
             msgs = getattr(exc, "messages", [str(exc)])
             if not any("already in running experiment" in m for m in msgs) or len(msgs) > 1:
                 raise CommandError("This experiment cannot run: " + " ".join(msgs)) from None
         widget = exp.widgets.first()
         arms = tuple(
-            ArmSpec(v.name, v.is_control, v.weight, v.strategy, v.engine, dict(v.params or {}), tuple(v.rules or ()))
+            ArmSpec(
+                v.name,
+                v.is_control,
+                v.weight,
+                v.strategy,
+                v.engine,
+                dict(v.params or {}),
+                tuple(v.rules or ()),
+            )
             for v in variants
         )
         control = next(v.name for v in variants if v.is_control)
@@ -101,12 +121,21 @@ class Command(BaseCommand):
             if e:
                 engines.add(e)
         scenario = Scenario(
-            name=f"experiment:{slug}", description=exp.hypothesis or exp.name, arms=arms,
-            widget_strategy=widget.strategy, engines=tuple(sorted(engines)), control=control, treatment=treatment,
+            name=f"experiment:{slug}",
+            description=exp.hypothesis or exp.name,
+            arms=arms,
+            widget_strategy=widget.strategy,
+            engines=tuple(sorted(engines)),
+            control=control,
+            treatment=treatment,
             primary_metric=exp.primary_metric,
         )
-        return scenario, {"slug": exp.slug, "name": exp.name, "hypothesis": exp.hypothesis,
-                          "primary_metric": exp.primary_metric}
+        return scenario, {
+            "slug": exp.slug,
+            "name": exp.name,
+            "hypothesis": exp.hypothesis,
+            "primary_metric": exp.primary_metric,
+        }
 
     def handle(self, *args, **options) -> None:
         self._check(options)
@@ -124,10 +153,17 @@ class Command(BaseCommand):
             return tqdm(total=total, desc=desc, unit="visit", disable=quiet, mininterval=1.0)
 
         report = simulation_run(
-            scenario=scenario, customers=options["customers"], products=options["products"],
-            steps=options["steps"], runs=options["runs"], seed=options["seed"],
-            history_days=options["history_days"], progress=progress,
-            say=lambda s: self.stdout.write(s), keep=options["keep_db"], source_experiment=source,
+            scenario=scenario,
+            customers=options["customers"],
+            products=options["products"],
+            steps=options["steps"],
+            runs=options["runs"],
+            seed=options["seed"],
+            history_days=options["history_days"],
+            progress=progress,
+            say=lambda s: self.stdout.write(s),
+            keep=options["keep_db"],
+            source_experiment=source,
         )
         self.stdout.write(report_markdown(report))
         if options["out"]:
@@ -140,41 +176,95 @@ def report_markdown(report: dict) -> str:
     arms, tests = report["arms"], report["tests"]
     c, t = report["control"], report["treatment"]
     out = [f"## Simulation `{report['scenario']}`", "", report["description"], ""]
-    metrics = [("conversion_rate", "Conversion rate", True), ("aov", "AOV ($)", False), ("ctr", "CTR", True),
-               ("session_duration", "Session duration (s)", False)]
+    metrics = [
+        ("conversion_rate", "Conversion rate", True),
+        ("aov", "AOV ($)", False),
+        ("ctr", "CTR", True),
+        ("session_duration", "Session duration (s)", False),
+    ]
     rows = []
     for m, label, pct in metrics:
-        def cell(arm):
+
+        def cell(arm, m=m, pct=pct):
             a = arms[arm][m]
-            return (f"{_pct(a['mean'])} ± {_pct(a['sd'])}" if pct else f"{_num(a['mean'])} ± {_num(a['sd'])}")
+            return f"{_pct(a['mean'])} ± {_pct(a['sd'])}" if pct else f"{_num(a['mean'])} ± {_num(a['sd'])}"
+
         rows.append([label, cell(c), cell(t), _p(tests[m]["p"])])
-    out += ["Table 1 - mean ± SD per arm (SD over sessions / lists / orders)", "",
-            fmt_table(["Metric", c, t, "p"], rows), ""]
-    rows = [[label, _num(tests[m]["t"]), _num(tests[m]["df"], "{:.0f}"), _p(tests[m]["p"])]
-            for m, label, _ in metrics]
+    out += [
+        "Table 1 - mean ± SD per arm (SD over sessions / lists / orders)",
+        "",
+        fmt_table(["Metric", c, t, "p"], rows),
+        "",
+    ]
+    rows = [
+        [label, _num(tests[m]["t"]), _num(tests[m]["df"], "{:.0f}"), _p(tests[m]["p"])]
+        for m, label, _ in metrics
+    ]
     out += ["Table 2 - Welch's t-test, " + f"{t} vs {c}", "", fmt_table(["Metric", "t", "df", "p"], rows), ""]
     if report.get("sensitivity"):
         rows = []
         for eps, s in report["sensitivity"].items():
-            rows.append([eps, s["arm"], _pct(s["conversion_rate"]["mean"]), _num(s["aov"]["mean"]),
-                         _p(s["vs_control"]["conversion_rate"]["p"]), _p(s["vs_control"]["aov"]["p"])])
-        out += ["Table 3 - sensitivity to the exploration rate (epsilon)", "",
-                fmt_table(["epsilon", "arm", "conversion", "AOV ($)", "p conv. vs control", "p AOV vs control"],
-                          rows), ""]
+            rows.append(
+                [
+                    eps,
+                    s["arm"],
+                    _pct(s["conversion_rate"]["mean"]),
+                    _num(s["aov"]["mean"]),
+                    _p(s["vs_control"]["conversion_rate"]["p"]),
+                    _p(s["vs_control"]["aov"]["p"]),
+                ]
+            )
+        out += [
+            "Table 3 - sensitivity to the exploration rate (epsilon)",
+            "",
+            fmt_table(
+                ["epsilon", "arm", "conversion", "AOV ($)", "p conv. vs control", "p AOV vs control"], rows
+            ),
+            "",
+        ]
     rows = []
     for run in report["runs"]:
         for arm, v in run["arms"].items():
-            rows.append([str(run["run"]), str(run["seed"]), arm, f"{int(v['sessions']):,}", _pct(v["conversion_rate"]),
-                         _num(v["aov"]), _pct(v["ctr"]), _num(v["session_duration"], "{:.0f}")])
-    out += ["Table 4 - each run", "",
-            fmt_table(["run", "seed", "arm", "sessions", "conversion", "AOV ($)", "CTR", "session (s)"], rows), ""]
+            rows.append(
+                [
+                    str(run["run"]),
+                    str(run["seed"]),
+                    arm,
+                    f"{int(v['sessions']):,}",
+                    _pct(v["conversion_rate"]),
+                    _num(v["aov"]),
+                    _pct(v["ctr"]),
+                    _num(v["session_duration"], "{:.0f}"),
+                ]
+            )
+    out += [
+        "Table 4 - each run",
+        "",
+        fmt_table(["run", "seed", "arm", "sessions", "conversion", "AOV ($)", "CTR", "session (s)"], rows),
+        "",
+    ]
     if report.get("ope"):
-        rows = [[f"{o['logged_epsilon']:g}", f"{o['candidate_epsilon']:g}", _pct(o["snips"]),
-                 _pct(o["snips_se"] and 1.96 * o["snips_se"]), _pct(o["ips"]), _pct(o["dr"]),
-                 _pct(o["actual_item_ctr"]), f"{o['n']:,}"] for o in report["ope"]]
-        out += ["Off-policy estimate vs simulated item CTR", "",
-                fmt_table(["logged eps", "candidate eps", "SNIPS", "±95%", "IPS", "DR", "simulated", "n logged"], rows),
-                ""]
+        rows = [
+            [
+                f"{o['logged_epsilon']:g}",
+                f"{o['candidate_epsilon']:g}",
+                _pct(o["snips"]),
+                _pct(o["snips_se"] and 1.96 * o["snips_se"]),
+                _pct(o["ips"]),
+                _pct(o["dr"]),
+                _pct(o["actual_item_ctr"]),
+                f"{o['n']:,}",
+            ]
+            for o in report["ope"]
+        ]
+        out += [
+            "Off-policy estimate vs simulated item CTR",
+            "",
+            fmt_table(
+                ["logged eps", "candidate eps", "SNIPS", "±95%", "IPS", "DR", "simulated", "n logged"], rows
+            ),
+            "",
+        ]
     for run in report["runs"]:
         out.append(f"Run {run['run']} database analysis: {run['db_analysis']['verdict']}")
     out.append(f"Config: {json.dumps(report['config'])}")
