@@ -137,6 +137,9 @@ class ExperimentResults:
     verdict: str
     daily: dict[str, list[tuple[date, float]]] = field(default_factory=dict)  # cumulative primary metric
     warnings: tuple[str, ...] = ()
+    sequential: dict[str, stats.SequentialResult] = field(
+        default_factory=dict
+    )  # variant -> mSPRT on the series
 
     def comparison(self, metric: str, variant: str) -> Comparison | None:
         return next((c for c in self.comparisons if c.metric == metric and c.variant == variant), None)
@@ -342,7 +345,8 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
             )
 
     guardrails = _guardrails(experiment, imps, names, control, lists)
-    daily = _daily(experiment, imps, names, daily_conv)
+    daily, daily_counts = _daily(experiment, imps, names, daily_conv)
+    sequential = _sequential(experiment, control, names, daily_counts)
     verdict = _verdict(experiment, control, names, comparisons, srm, guardrails)
     return ExperimentResults(
         experiment=experiment.slug,
@@ -357,6 +361,7 @@ def experiment_results(*, experiment: Experiment, bootstrap: bool = False) -> Ex
         guardrails=guardrails,
         verdict=verdict,
         daily=daily,
+        sequential=sequential,
         warnings=tuple(warnings),
     )
 
@@ -433,10 +438,12 @@ def _guardrails(experiment: Experiment, imps, names, control, lists) -> tuple[Gu
     return tuple(out)
 
 
-def _daily(experiment, imps, names, daily_conv) -> dict[str, list[tuple[date, float]]]:
+def _daily(experiment, imps, names, daily_conv) -> tuple[dict, dict]:
     """Cumulative primary metric per variant per day (CTR from lists by day; session metrics use
-    conversion as the series when the primary metric is not CTR)."""
+    conversion as the series when the primary metric is not CTR), and the cumulative (successes, n)
+    behind each point (for the sequential test)."""
     out: dict[str, list[tuple[date, float]]] = {}
+    counts: dict[str, dict[date, tuple[float, float]]] = {}
     if experiment.primary_metric == "ctr":
         shown = defaultdict(dict)
         for r in (
@@ -460,21 +467,57 @@ def _daily(experiment, imps, names, daily_conv) -> dict[str, list[tuple[date, fl
             days = sorted(set(shown[n]) | set(clicks[n]))
             cs = cl = 0
             series = []
+            counts[n] = {}
             for d in days:
                 cs += shown[n].get(d, 0)
                 cl += clicks[n].get(d, 0)
                 if cs:
                     series.append((d, cl / cs))
+                    counts[n][d] = (min(cl, cs), cs)
             out[n] = series
-        return out
+        return out, counts
     for n in names:
         s = b = 0.0
         series = []
+        counts[n] = {}
         for d in sorted(daily_conv[n]):
             b += daily_conv[n][d][0]
             s += daily_conv[n][d][1]
             series.append((d, b / s if s else 0.0))
+            counts[n][d] = (b, s)
         out[n] = series
+    return out, counts
+
+
+def _sequential(experiment, control, names, counts) -> dict[str, stats.SequentialResult]:
+    """mSPRT (experiments.stats.msprt_normal) on the daily looks at the series' rate: an always-valid
+    p-value, so checking the results page every day does not inflate false positives. The mixing
+    variance tau^2 is (MDE x control rate)^2."""
+    out: dict[str, stats.SequentialResult] = {}
+    if control is None or control not in counts:
+        return out
+    for name in names:
+        if name == control or name not in counts:
+            continue
+        days = sorted(set(counts[control]) | set(counts[name]))
+        a_last = b_last = None
+        diffs, variances = [], []
+        for d in days:
+            a_last = counts[control].get(d, a_last)
+            b_last = counts[name].get(d, b_last)
+            if a_last is None or b_last is None or a_last[1] < 2 or b_last[1] < 2:
+                continue
+            pa, pb = a_last[0] / a_last[1], b_last[0] / b_last[1]
+            v = pa * (1 - pa) / a_last[1] + pb * (1 - pb) / b_last[1]
+            if v > 0:
+                diffs.append(pb - pa)
+                variances.append(v)
+        if not diffs:
+            continue
+        base = counts[control][max(counts[control])]
+        rate = base[0] / base[1] if base[1] else 0.0
+        tau2 = max((experiment.minimum_detectable_effect * rate) ** 2, 1e-8)
+        out[name] = stats.msprt_normal(diffs, variances, tau2=tau2, alpha=experiment.alpha)
     return out
 
 

@@ -49,7 +49,11 @@ def _als_solver(factors: int, regularization: float, alpha: float, item_factors:
 
     with _blas_single_thread():
         m = AlternatingLeastSquares(
-            factors=factors, regularization=regularization, alpha=alpha, num_threads=_threads(), random_state=0
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            num_threads=_threads(),
+            random_state=0,
         )
     m.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
     m.user_factors = np.zeros((1, factors), dtype=np.float32)

@@ -178,6 +178,7 @@ def test_results_page_renders_table_verdict_and_svg_charts(staff):
     assert 'aria-label="Relative effect with confidence interval"' in text
     assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN
     assert "sample-ratio check" in text
+    assert 'id="sequential"' in text and "always-valid p" in text
 
 
 def test_calculator_page_computes_and_rejects_bad_input(staff):

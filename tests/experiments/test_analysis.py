@@ -110,7 +110,7 @@ def _setup(**kw):
 
 
 def test_planted_better_variant_wins_on_ctr_and_conversion_is_flat():
-    exp, w, products = _setup(primary_metric="ctr")
+    exp, w, products = _setup(primary_metric="ctr", minimum_detectable_effect=0.3)
     start = exp.started_at
     _plant(exp, w, products, variant="A", n=1500, clicks=150, buys=60, start=start)  # CTR 10%
     _plant(exp, w, products, variant="B", n=1500, clicks=225, buys=60, start=start)  # CTR 15%
@@ -126,6 +126,7 @@ def test_planted_better_variant_wins_on_ctr_and_conversion_is_flat():
     assert "conversion flat" in res.verdict
     assert not res.srm.mismatch
     assert set(res.daily) == {"A", "B"} and res.daily["B"][-1][1] == pytest.approx(0.15)
+    assert res.sequential["B"].reject and res.sequential["B"].p_value < 0.05  # always-valid p over daily looks
 
 
 def test_metric_definitions_on_a_small_experiment():

@@ -178,4 +178,6 @@ def test_cached_request_query_count_does_not_grow_with_k(api_client, model_strat
         item = r.json()["items"][0]
         assert item["price"] == str(Product.objects.get(pk=item["product_id"]).price)
     assert counts[2] <= 8, counts
-    assert counts[8] <= counts[2] + 3, counts  # + trending list (two windows) + the fallback items' attributes
+    assert counts[8] <= counts[2] + 3, (
+        counts
+    )  # + trending list (two windows) + the fallback items' attributes

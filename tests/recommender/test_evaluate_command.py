@@ -126,7 +126,9 @@ def test_evaluate_db_reads_the_shops_events(tmp_path):
     for c in range(12):
         customer = CustomerFactory()
         for step, p in enumerate([c % 10 * 2, c % 10 * 2 + 1, (c + 3) % 10 * 2, (c + 3) % 10 * 2 + 1]):
-            EventFactory(customer=customer, product=products[p], timestamp=start + timedelta(days=c + 2 * step))
+            EventFactory(
+                customer=customer, product=products[p], timestamp=start + timedelta(days=c + 2 * step)
+            )
     out = tmp_path / "db.json"
     # when
     call_command("evaluate", fmt="db", models="pop,itemknn", out=str(out), no_progress=True, no_tune=True)

@@ -167,7 +167,9 @@ def test_cold_user_and_cold_item_slices_hand_computed():
         case_ids=np.array(["a", "b", "c", "d"]),
         n_train=np.array([2, 5, 3, 8]),  # cases 0 and 2 are cold users (<= 3 training interactions)
     )
-    top = np.array([[1, 2], [3, 2], [4, 3], [0, 3]])  # hits: case 0 at 1, case 1 at 2, case 2 at 2, case 3 none
+    top = np.array(
+        [[1, 2], [3, 2], [4, 3], [0, 3]]
+    )  # hits: case 0 at 1, case 1 at 2, case 2 at 2, case 3 none
     metrics, slices, _, _ = metrics_compute(top, np.full(4, np.nan), cases, train, k_values=(2,))
     assert metrics["HR@2"] == pytest.approx(3 / 4)
     assert slices["cold_users"]["n_cases"] == 2

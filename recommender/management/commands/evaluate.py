@@ -35,7 +35,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--models", default=None, help="Comma-separated engine names (default: all that apply)."
         )
-        parser.add_argument("--predictions-dir", default=None, help="Write <engine>.tsv top-20 lists here.")
+        parser.add_argument(
+            "--predictions-dir",
+            default=None,
+            help="Write <engine>.tsv here: per test user, USER_ID<TAB>top-20 item ids (session data: one line "
+            "per test-session prefix, id SESSION:PREFIX_LENGTH).",
+        )
         parser.add_argument("--out", default=None, help="Write the full report as JSON to this file.")
         parser.add_argument("--seed", type=int, default=0, help="Random seed (default 0).")
         parser.add_argument(
