@@ -221,6 +221,8 @@ def render(store: dict) -> str:
         f"- Machine: `nproc` = {m['nproc']}, {m['cpu']}, Python {m['python']}; a **shared, busy** machine "
         f"(about 8 other engineers' jobs on the same 2 cores; load average at the end {m['load_at_end']}). "
         "Timings are wall-clock on that machine, CPU only, BLAS/OpenMP/torch limited to `--threads`.",
+        "- GPU: none used. The classic engines are CPU code (implicit is installed without CUDA); torch "
+        "engines fall back to CPU here as well.",
         f"- Command: `{store['command']}`",
         f"- Updated: {store['updated']} (each row carries the date it was measured).",
         "- Every engine is tuned on the validation cases only (its `param_grid`, chosen point listed), "

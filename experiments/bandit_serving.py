@@ -120,6 +120,13 @@ def bandit_state_reset() -> None:
     _memo.clear()
 
 
+def bandit_states_expire() -> None:
+    """Make every policy of this process sync with the log at its next request (the simulator calls this
+    after recording a visit's events, instead of syncing on every request)."""
+    for state in _memo.values():
+        state.synced_at = 0.0
+
+
 def _sync(
     state: BanditState,
     *,
@@ -177,7 +184,7 @@ def bandit_state(*, widget: Any, strategy: str, params: dict[str, Any]) -> Bandi
     every = float(getattr(settings, "RECSITE_BANDIT_SYNC_SECONDS", 5.0))
     now = time.monotonic()
     state = _memo.get(key)
-    if state is not None and now - state.synced_at < every:
+    if state is not None and state.synced_at and now - state.synced_at < every:
         return state
     cached = cache_get(key)
     if isinstance(cached, BanditState):

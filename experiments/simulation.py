@@ -156,7 +156,8 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
     overrides = override_settings(
         MEDIA_ROOT=str(tmp / "media"),
         RECSITE_ARTIFACT_DIR=tmp / "media" / "models",
-        RECSITE_BANDIT_SYNC_SECONDS=0.0,
+        # bandits sync when the runner says a visit's clicks are in (bandit_states_expire), not per request
+        RECSITE_BANDIT_SYNC_SECONDS=1e9,
         RECSITE_IMPRESSIONS_ASYNC=False,
         RECSITE_TRAINING_IN_THREAD=False,
         CELERY_TASK_ALWAYS_EAGER=True,
@@ -290,6 +291,7 @@ def run_once(
     from catalog.services.events import events_record
     from catalog.services.seed import demo_data_seed
     from experiments.analysis import experiment_results
+    from experiments.bandit_serving import bandit_states_expire
     from experiments.models import Experiment, Variant
     from experiments.offpolicy import ope_reports
     from experiments.selectors import ExperimentSnapshot
@@ -421,6 +423,7 @@ def run_once(
             if rows:
                 res = events_record(events=rows)
                 rejected += res.rejected
+            bandit_states_expire()
             if bar is not None:
                 bar.update(1)
     finally:

@@ -21,9 +21,11 @@ Sequences and sessions
     Sessions are the same per `Event.session_id` (for session engines and "bought together").
 
 Cost
-    Two queries for events (+ one for visitor links) read through `values_list` in chunks; everything
-    else is numpy (sorting with `lexsort`, grouping with `split`). About 1-2 s per million events on
-    one core, dominated by the database driver building the row tuples.
+    One events query (the ORM's SQL, run on a raw cursor in chunks, timestamps as epoch seconds computed
+    in SQL), one for visitor links, two for products/categories; everything else is numpy (`lexsort`,
+    `split`, `bincount`). Measured (benchmarks/bench_training.py, 1M events, shared busy 2-core machine):
+    17-21 s on PostgreSQL or SQLite, most of it the database driver building row tuples; that is less
+    than (PostgreSQL) or about the same as (SQLite) merely iterating the rows through the ORM.
 """
 
 from __future__ import annotations

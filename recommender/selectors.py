@@ -229,3 +229,51 @@ def _hybrid_explanations(
         logger.warning("SHAP explanation failed for widget %s", widget.slug, exc_info=True)
         return {}
     return dict(zip(wanted, exps, strict=False))
+
+
+# ---------------------------------------------------------------------------------------------- widgets
+
+WIDGET_CACHE_PREFIX = "rs:widget:"
+
+
+def widget_cache_key(slug: str) -> str:
+    return f"{WIDGET_CACHE_PREFIX}{slug}"
+
+
+def widget_get_enabled(*, slug: str) -> Widget | None:
+    """The enabled widget `slug` with its enabled rules prefetched and its pinned version joined, or None.
+
+    Read through the cache for RECSITE_WIDGET_CACHE_SECONDS (default 10): serving a widget then costs one
+    cache read instead of two queries. The admin drops the entry when it saves a widget, so merchandisers
+    see their changes at once; other writes show within the TTL. A dead cache falls back to the database.
+    """
+    from django.conf import settings
+    from django.db.models import Prefetch
+
+    from .models import WidgetRule
+
+    ttl = int(getattr(settings, "RECSITE_WIDGET_CACHE_SECONDS", 10))
+    key = widget_cache_key(slug)
+    if ttl > 0:
+        hit = serving.cache_get(key)
+        if hit is not None:
+            return hit or None  # False: cached "no such enabled widget"
+    widget = (
+        Widget.objects.select_related("model_version")
+        .prefetch_related(Prefetch("rules", queryset=WidgetRule.objects.filter(enabled=True)))
+        .filter(slug=slug, enabled=True)
+        .first()
+    )
+    if ttl > 0:
+        serving.cache_set(key, widget if widget is not None else False, ttl)
+    return widget
+
+
+def widget_cache_forget(*, slugs: list[str]) -> None:
+    """Drop cached widget configurations (after the admin saved them)."""
+    from django.core.cache import cache
+
+    try:
+        cache.delete_many([widget_cache_key(s) for s in slugs])
+    except Exception:  # a dead cache holds nothing to forget
+        logger.warning("cache unavailable forgetting widgets %s", slugs, exc_info=True)

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from catalog.models import Customer, Product
 
 from . import serving
-from .models import Widget
+from .selectors import widget_get_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def cart_items(request: HttpRequest) -> tuple[int, ...]:
 @require_GET
 def widget_fragment(request: HttpRequest, slug: str) -> HttpResponse:
     """The items of widget `slug` as an HTML fragment (swapped in by HTMX). Failures render nothing."""
-    widget = Widget.objects.filter(slug=slug, enabled=True).first()
+    widget = widget_get_enabled(slug=slug)
     if widget is None:
         return HttpResponse("", status=404, headers={"X-RS-Error": f"No enabled widget {slug!r}."})
     try:

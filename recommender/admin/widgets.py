@@ -29,7 +29,7 @@ from catalog.models import Customer, Product
 from recommender.engines import REGISTRY
 from recommender.models import Impression, Widget, WidgetRule
 from recommender.rules import HELP
-from recommender.selectors import widget_attribution, widget_preview
+from recommender.selectors import widget_attribution, widget_cache_forget, widget_preview
 from recommender.strategies import strategy_engine
 
 RULE_HELP = format_html(
@@ -144,6 +144,16 @@ class WidgetAdmin(admin.ModelAdmin):
             reverse("admin:recommender_widget_preview", args=[obj.pk]),
             reverse("admin:recommender_widget_stats", args=[obj.pk]),
         )
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Serving reads widgets through the cache: make the merchandiser's change visible at once.
+        slugs = [form.instance.slug] + ([form.initial["slug"]] if form.initial.get("slug") else [])
+        widget_cache_forget(slugs=slugs)
+
+    def delete_model(self, request: HttpRequest, obj: Widget) -> None:
+        super().delete_model(request, obj)
+        widget_cache_forget(slugs=[obj.slug])
 
     def get_urls(self):
         own = [

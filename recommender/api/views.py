@@ -6,7 +6,6 @@ import logging
 import uuid
 from typing import Any
 
-from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -20,7 +19,7 @@ from catalog.models import Customer, Product
 from recsite.api import PUBLIC_AUTHENTICATION, ClientRateThrottle, StorefrontOrAPIKey, is_api_key_request
 
 from .. import serving
-from ..models import Widget, WidgetRule
+from ..selectors import widget_get_enabled
 from ..views import BadRequest, parse_id_list, parse_k
 from .serializers import ApiErrorSerializer, RecommendationsResponseSerializer
 
@@ -137,12 +136,7 @@ class RecommendationsView(APIView):
         tags=["recommendations"],
     )
     def get(self, request: Request, widget_slug: str) -> Response:
-        widget = (
-            Widget.objects.select_related("model_version")
-            .prefetch_related(Prefetch("rules", queryset=WidgetRule.objects.filter(enabled=True)))
-            .filter(slug=widget_slug, enabled=True)
-            .first()
-        )
+        widget = widget_get_enabled(slug=widget_slug)
         if widget is None:
             raise NotFound(f"No enabled widget {widget_slug!r}.")
         params = request.query_params

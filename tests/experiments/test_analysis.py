@@ -112,14 +112,14 @@ def _setup(**kw):
 def test_planted_better_variant_wins_on_ctr_and_conversion_is_flat():
     exp, w, products = _setup(primary_metric="ctr", minimum_detectable_effect=0.3)
     start = exp.started_at
-    _plant(exp, w, products, variant="A", n=1500, clicks=150, buys=60, start=start)  # CTR 10%
-    _plant(exp, w, products, variant="B", n=1500, clicks=225, buys=60, start=start)  # CTR 15%
+    _plant(exp, w, products, variant="A", n=1000, clicks=100, buys=40, start=start)  # CTR 10%
+    _plant(exp, w, products, variant="B", n=1000, clicks=150, buys=40, start=start)  # CTR 15%
     res = experiment_results(experiment=exp)
     ctr_a, ctr_b = res.stats["ctr"]["A"], res.stats["ctr"]["B"]
-    assert (ctr_a.n, ctr_a.successes, ctr_b.successes) == (1500, 150, 225)
+    assert (ctr_a.n, ctr_a.successes, ctr_b.successes) == (1000, 100, 150)
     c = res.comparison("ctr", "B")
     assert c.relative == pytest.approx(0.5)
-    assert c.significant and c.p_holm < 0.001 and c.prob_beat_control > 0.99
+    assert c.significant and c.p_holm < 0.05 and c.prob_beat_control > 0.99
     conv = res.comparison("conversion_rate", "B")
     assert not conv.significant and conv.effect == pytest.approx(0.0)
     assert res.verdict.startswith("B wins on CTR, +50.0% [")

@@ -98,18 +98,20 @@ def test_assignment_is_sticky_through_the_service_and_respects_weights():
     exp = experiment_start(experiment=experiment_make(widgets=[widget_make()]))
     snap = ExperimentSnapshot.from_model(exp)
     first = {f"v{i}": variant_assign(experiment=snap, subject_id=f"v{i}").variant for i in range(2000)}
-    again = {f"v{i}": variant_assign(experiment=exp, subject_id=f"v{i}").variant for i in range(2000)}
-    assert first == again
+    again = {f"v{i}": variant_assign(experiment=exp, subject_id=f"v{i}").variant for i in range(0, 2000, 10)}
+    assert again == {k: v for k, v in first.items() if k in again}  # from the model too, same answers
     share_b = sum(v == "B" for v in first.values()) / len(first)
     assert 0.45 < share_b < 0.55
 
 
 def test_weight_change_keeps_most_assignments():
     exp = experiment_start(experiment=experiment_make(widgets=[widget_make()]))
-    before = {f"s{i}": variant_assign(experiment=exp, subject_id=f"s{i}").variant for i in range(3000)}
+    snap = ExperimentSnapshot.from_model(exp)
+    before = {f"s{i}": variant_assign(experiment=snap, subject_id=f"s{i}").variant for i in range(3000)}
     experiment_weights_update(experiment=exp, weights={"A": 2, "B": 3})  # 50/50 -> 40/60
     exp.refresh_from_db()
-    after = {s: variant_assign(experiment=exp, subject_id=s).variant for s in before}
+    snap = ExperimentSnapshot.from_model(exp)
+    after = {s: variant_assign(experiment=snap, subject_id=s).variant for s in before}
     moved = sum(before[s] != after[s] for s in before) / len(before)
     assert 0.05 < moved < 0.15  # ~10% move, all from A to B
     assert all(after[s] == "B" for s in before if before[s] == "B")
@@ -123,7 +125,8 @@ def test_traffic_share_and_holdout():
     exp = experiment_start(
         experiment=experiment_make(widgets=[widget_make()], traffic_share=0.5, holdout_share=0.2)
     )
-    out = [variant_assign(experiment=exp, subject_id=f"x{i}") for i in range(4000)]
+    snap = ExperimentSnapshot.from_model(exp)
+    out = [variant_assign(experiment=snap, subject_id=f"x{i}") for i in range(4000)]
     part = [a for a in out if a.participating]
     assert 0.45 < len(part) / len(out) < 0.55
     hold = [a for a in part if a.holdout]

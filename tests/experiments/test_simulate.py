@@ -146,11 +146,64 @@ def test_simulate_an_existing_experiment_by_slug(tmp_path):
     Variant.objects.create(experiment=exp, name="eight", params={"num_items": 8})
     out = tmp_path / "r.json"
     # when it is simulated (in a throw-away copy)
-    call_command("simulate", "--experiment", "bigger-list", "--customers", "120", "--products", "40", "--steps", "24",
-                 "--history-days", "2", "--out", str(out), "--no-progress")
+    call_command(
+        "simulate",
+        "--experiment",
+        "bigger-list",
+        "--customers",
+        "120",
+        "--products",
+        "40",
+        "--steps",
+        "24",
+        "--history-days",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     # then the report names its variants and the shop's experiment is untouched
     report = json.loads(out.read_text())
     assert report["control"] == "control" and report["treatment"] == "eight"
     assert set(report["arms"]) == {"control", "eight"}
     exp.refresh_from_db()
     assert exp.status == "draft" and not exp.exposures.exists()
+
+
+def test_simulate_paper_2025_end_to_end_small(tmp_path, django_db_blocker, capsys):
+    out = tmp_path / "paper.json"
+    with django_db_blocker.unblock():
+        call_command(
+            "simulate",
+            "--scenario",
+            "paper-2025",
+            "--customers",
+            "150",
+            "--products",
+            "40",
+            "--steps",
+            "36",
+            "--history-days",
+            "3",
+            "--seed",
+            "9",
+            "--out",
+            str(out),
+            "--no-progress",
+        )
+    text = capsys.readouterr().out
+    assert "Table 3 - sensitivity to the exploration rate" in text
+    report = json.loads(out.read_text())
+    assert set(report["arms"]) == {"traditional", "ai-driven", "ai-eps-0.2", "ai-eps-0.3"}
+    assert list(report["sensitivity"]) == ["0.1", "0.2", "0.3"]
+    assert report["runs"][0]["db_analysis"]["rejected_events"] == 0
+    # each bandit arm's logs give an off-policy estimate for the other two exploration rates
+    assert {(o["logged_epsilon"], o["candidate_epsilon"]) for o in report["ope"]} == {
+        (0.1, 0.2),
+        (0.1, 0.3),
+        (0.2, 0.1),
+        (0.2, 0.3),
+        (0.3, 0.1),
+        (0.3, 0.2),
+    }
+    assert all(o["n"] > 0 for o in report["ope"])

@@ -181,3 +181,44 @@ def test_cached_request_query_count_does_not_grow_with_k(api_client, model_strat
     assert counts[8] <= counts[2] + 3, (
         counts
     )  # + trending list (two windows) + the fallback items' attributes
+
+
+def test_widget_configuration_is_read_through_the_cache_and_admin_saves_refresh_it(api_client, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from recommender.models import Widget, WidgetRule
+    from tests.factories import UserFactory
+
+    shop_create()
+    widget = widget_make("home-trending", strategy="trending", num_items=3)
+    api_client.get(url("home-trending"))
+    with CaptureQueriesContext(connection) as ctx:
+        assert api_client.get(url("home-trending")).status_code == 200
+    assert not [q for q in ctx.captured_queries if "recommender_widget" in q["sql"]]
+    # a change saved through the admin shows at once
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    data = {
+        "slug": "home-trending",
+        "title": "Hot",
+        "placement": "home",
+        "enabled": "on",
+        "strategy": "trending",
+        "engine": "",
+        "model_version": "",
+        "num_items": 1,
+        "fallback_strategy": "popular",
+        "params": "{}",
+        "rules-TOTAL_FORMS": "0",
+        "rules-INITIAL_FORMS": "0",
+        "rules-MIN_NUM_FORMS": "0",
+        "rules-MAX_NUM_FORMS": "1000",
+    }
+    assert client.post(reverse("admin:recommender_widget_change", args=[widget.pk]), data).status_code == 302
+    body = api_client.get(url("home-trending")).json()
+    assert body["title"] == "Hot" and len(body["items"]) == 1
+    # disabling it in the admin makes it 404 at once
+    data.pop("enabled")
+    client.post(reverse("admin:recommender_widget_change", args=[widget.pk]), data)
+    assert api_client.get(url("home-trending")).status_code == 404
+    assert Widget.objects.filter(pk=widget.pk, enabled=False).exists() and not WidgetRule.objects.exists()

@@ -45,7 +45,9 @@ def test_evaluate_end_to_end(seq_file, tmp_path, capsys):
     assert set(by_name) == {"pop", "itemknn", "content"}
     for r in by_name.values():
         assert {"HR@10", "NDCG@10", "AUC", "coverage@10", "popularity_bias@10"} <= set(r["metrics"])
-        assert r["params"] and r["tuning"]  # chosen hyperparameters recorded
+        assert r["params"]  # chosen hyperparameters recorded
+    assert by_name["pop"]["tuning"] == []  # no timestamps: nothing to tune for popularity
+    assert len(by_name["itemknn"]["tuning"]) > 1 and len(by_name["content"]["tuning"]) > 1
     # predictions: one line per user, top-20 in the dataset's own ids, history excluded
     histories = {line.split()[0]: line.split()[1:-1] for line in seq_file.read_text().splitlines()}
     for name in ("pop", "itemknn", "content"):

@@ -273,3 +273,22 @@ def test_device_comes_from_the_engine_fit_info(tiny_engine, monkeypatch):
     monkeypatch.setattr(TinyPop, "fit", fit_on_gpu)
     shop_create()
     assert _train(tiny_engine).device == "cuda"
+
+
+@pytest.mark.realservices
+def test_pipeline_on_postgres_and_redis(tiny_engine, settings, django_capture_on_commit_callbacks):
+    # the whole path on the production services: events read with SQL epochs, select_for_update
+    # promotion, the registry generation counter in Redis
+    from recommender.services import registry_generation
+
+    settings.RECSITE_EVAL_TEST_FRACTION = 0.2
+    shop_create()
+    before = registry_generation()
+    with django_capture_on_commit_callbacks(execute=True):
+        run = training_run_create(engine=tiny_engine)
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.model_version.status == ModelVersion.Status.ACTIVE and run.model_version.metrics["users"] > 0
+    assert registry_generation() == before + 1
+    worse = _train(tiny_engine, reverse=True)
+    assert worse.model_version.status == ModelVersion.Status.CANDIDATE
