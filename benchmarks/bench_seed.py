@@ -228,10 +228,12 @@ def main() -> None:
     md.append("")
     if "events" in default:
         md.append(
-            f"- Default size: {default['wall_s']:.0f} s wall ({default['cpu_s']:.0f} s CPU) against the 2-minute "
-            f"target; the simulation alone takes {sim['wall_s']:.0f} s wall, so seeding costs "
-            f"{default['wall_s'] / sim['wall_s']:.1f}x the bare simulation (the rest is building model instances "
-            "and Django's bulk_create; SQLite caps an INSERT at 999 parameters, ~60 events per statement)."
+            f"- Default size: {default['wall_s']:.0f} s wall, {default['cpu_s']:.0f} s CPU, against the 2-minute "
+            f"target (on an idle 2-core machine wall time is about the CPU time: seeding is one process, one "
+            f"thread). By CPU time seeding costs {default['cpu_s'] / sim['cpu_s']:.1f}x the bare simulation "
+            f"({sim['cpu_s']:.0f} s): the rest is building model instances and Django's bulk_create (SQLite caps "
+            "an INSERT at 999 parameters, ~60 events per statement). Wall/CPU ratio of this run: "
+            f"{default['wall_s'] / default['cpu_s']:.1f} (the machine's other jobs)."
         )
     if large and large.get("timed_out") and "events_done" in large:
         frac = large["sessions_done"] / large["sessions_total"]
@@ -240,8 +242,9 @@ def main() -> None:
             f"- Large scale did not finish within {args.large_timeout:.0f} s: it had written "
             f"{large['sessions_done']:,} of {large['sessions_total']:,} sessions ({frac:.0%}) and "
             f"{large['events_done']:,} events. EXTRAPOLATED (linear in sessions, same machine load): about "
-            f"{est / 60:.0f} minutes for the full run, about {large['events_done'] / frac / 1e6:.1f} M events. "
-            "This is an estimate, not a measurement."
+            f"{est / 60:.0f} minutes wall for the full run ({large['cpu_s'] / frac / 60:.0f} minutes of CPU; "
+            "scaling the one-off set-up too, so a little high), about "
+            f"{large['events_done'] / frac / 1e6:.1f} M events. This is an estimate, not a measurement."
         )
     elif large and "events" in large:
         md.append(

@@ -54,7 +54,7 @@ class SegmentPopular:
         m = min(self.pool, self.catalog.n_products)
         top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
         order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        self._top = [row[o].tolist() for row, o in zip(top, order)]
+        self._top = [[i for i in row[o].tolist() if available[i]] for row, o in zip(top, order)]
 
     def observe(self, log: SessionLog) -> None:
         seg = self.segment_of[log.customer]

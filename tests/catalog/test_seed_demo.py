@@ -229,3 +229,15 @@ def test_demo_admin_without_seeded_data_still_creates_the_admin():
 def test_demo_admin_bad_arguments(args, message):
     with pytest.raises(CommandError, match=message):
         call_command("demo_admin", *args, stdout=StringIO())
+
+
+def test_scales_match_the_documented_sizes():
+    from catalog.services.seed import SCALES
+
+    assert (SCALES["default"].customers, SCALES["default"].products, SCALES["default"].days) == (
+        10_000,
+        500,
+        60,
+    )
+    assert (SCALES["large"].customers, SCALES["large"].products) == (100_000, 50_000)
+    assert SCALES["small"].customers < 1000 and SCALES["small"].products < 200

@@ -164,3 +164,42 @@ def test_changelist_and_impressions_are_read_only(staff):
         == 403
     )
     assert Impression.objects.filter(pk=imp.pk).exists()
+
+
+def test_preview_explains_hybrid_ranked_items_with_shap(staff, settings, monkeypatch):
+    """Items the hybrid engine ranked get a SHAP explanation (recommender.explain) in the preview."""
+    import numpy as np
+
+    from recommender import engines
+
+    monkeypatch.setitem(engines.REGISTRY, "fake_pop", "tests.recommender.hybrid_fakes:FakePop")
+    monkeypatch.setitem(engines.REGISTRY, "fake_cooc", "tests.recommender.hybrid_fakes:FakeCooc")
+    shop = shop_create()
+    ids = [p.pk for p in shop.products]
+    rng = np.random.default_rng(0)
+    # planted pattern: product i is followed by product i + 1
+    sequences = []
+    for _ in range(150):
+        start, length = int(rng.integers(len(ids))), int(rng.integers(5, 9))
+        sequences.append([ids[(start + j) % len(ids)] for j in range(length)])
+    params = {
+        "base_engines": ["fake_pop", "fake_cooc"],
+        "n_candidates": 12,
+        "lgbm_params": {"n_estimators": 40, "learning_rate": 0.2, "min_child_samples": 5, "num_leaves": 7},
+        "early_stopping_rounds": 10,
+    }
+    model_version_make(engine="hybrid", product_ids=ids, sequences=sequences, params=params)
+    widget = widget_make(strategy="personalized", engine="hybrid", num_items=3)
+    customer = shop.customers[0]
+    response = staff.get(
+        reverse("admin:recommender_widget_preview", args=[widget.pk]), {"customer": customer.external_id}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "hybrid" in html
+    assert (
+        "Ranked high mainly because" in html
+        or "Ranked low mainly because" in html
+        or "Scored about average" in html
+    )
+    assert 'class="rs-contrib"' in html  # the per-feature SHAP contributions are listed
