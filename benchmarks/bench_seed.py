@@ -122,7 +122,8 @@ def run_seed(scale: str, timeout: float) -> dict:
         )
     elif not timed_out:
         result["error"] = "\n".join(lines[-20:])
-    db.unlink(missing_ok=True)
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
     return result
 
 

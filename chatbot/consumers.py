@@ -88,6 +88,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             customer = Customer.objects.filter(user=user).first()
         visitor = (self.scope.get("cookies") or {}).get(VISITOR_COOKIE, "")[:64]
         conversation = services.conversation_get_or_create(
-            conversation_id=conversation_id, visitor_id=visitor, customer=customer
+            conversation_id=conversation_id,
+            visitor_id=visitor,
+            customer=customer,
+            owned=conversation_id is not None and conversation_id == self.conversation_id,
         )
         return services.chat_reply(conversation=conversation, text=text)

@@ -83,9 +83,10 @@ def chat_widget_get() -> Widget:
 
 
 def conversation_get_or_create(
-    *, conversation_id: str | None, visitor_id: str, customer: Customer | None
+    *, conversation_id: str | None, visitor_id: str, customer: Customer | None, owned: bool = False
 ) -> Conversation:
-    """The shopper's conversation: resumes `conversation_id` only when it belongs to the same shopper."""
+    """The shopper's conversation: resumes `conversation_id` only when it belongs to the same shopper
+    (same customer or visitor cookie), or when `owned` (the caller issued that id on this connection)."""
     if conversation_id:
         try:
             cid = uuid.UUID(str(conversation_id))
@@ -93,7 +94,8 @@ def conversation_get_or_create(
             raise ChatInputError("conversation_id must be a UUID from an earlier reply.") from None
         conv = Conversation.objects.filter(pk=cid).first()
         if conv is not None and (
-            (customer is not None and conv.customer_id == customer.pk)
+            owned
+            or (customer is not None and conv.customer_id == customer.pk)
             or (visitor_id and conv.visitor_id == visitor_id)
         ):
             return conv
@@ -260,7 +262,7 @@ def _describe(state: DialogueState, action: Action, items: tuple[ChatItem, ...])
     wanted = " ".join(p for p in parts if p) or "you"
     if not items:
         return f"I couldn't find anything {wanted} that I haven't shown you. Try a wider budget or say \"start over\"."
-    lead = "Here are more" if action.exclude_shown else "Here are"
+    more = " more" if action.exclude_shown else ""
     if state.anchor:
-        return f"{lead} products similar to that one ({wanted})."
-    return f"{lead} {len(items)} suggestions {'for' if wanted == 'you' else ''} {wanted}.".replace("  ", " ")
+        return f"Here are {len(items)}{more} products similar to that one ({wanted})."
+    return f"Here are {len(items)}{more} suggestions for {wanted}."

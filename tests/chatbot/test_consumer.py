@@ -55,3 +55,30 @@ async def test_bad_frames_get_an_error_message_not_a_disconnect(frame, expected)
     await comm.send_to(text_data=json.dumps({"type": "message", "text": "hi"}))
     assert json.loads(await comm.receive_from(timeout=20))["type"] == "reply"
     await comm.disconnect()
+
+
+@pytest.mark.asyncio
+async def test_constraints_carry_over_between_messages_on_one_connection():
+    from asgiref.sync import sync_to_async
+
+    @sync_to_async
+    def make():
+        phones = CategoryFactory(name="Headphones", slug="headphones")
+        kettles = CategoryFactory(name="Kettles", slug="kettles")
+        for price in ("10", "20", "30", "40", "50", "60"):
+            ProductFactory(category=phones, price=price)
+        for _ in range(8):
+            ProductFactory(category=kettles, price="15")
+        return {p.pk for p in phones.products.all()}
+
+    phone_ids = await make()
+    comm = await _connect()  # no visitor cookie: the connection itself owns the conversation
+    seen = set()
+    for text in ("headphones", "show me more", "cheaper"):
+        await comm.send_to(text_data=json.dumps({"type": "message", "text": text}))
+        reply = json.loads(await comm.receive_from(timeout=20))
+        ids = {i["product_id"] for i in reply["items"]}
+        assert ids <= phone_ids, (text, reply["text"])  # still headphones, never kettles
+        seen |= ids
+    assert len(seen) == 6
+    await comm.disconnect()

@@ -90,3 +90,17 @@ def test_save_load_identical_scores(tmp_path, attrs_only):
     np.testing.assert_array_equal(
         eng.similar_items(np.array([4]), 3)[0], loaded.similar_items(np.array([4]), 3)[0]
     )
+
+
+def test_minilm_memo_reuses_embeddings_and_reports_their_cost(monkeypatch):
+    import recommender.engines.content as content
+
+    # given: the memo already holds this catalogue's embeddings, which took 2.5 s to compute
+    data, _ = clusters_data(n_users=30)
+    emb = np.ones((data.n_items, 4), dtype=np.float32)
+    monkeypatch.setattr(content, "_LAST_ENCODING", (tuple(data.item_features.texts), emb, 2.5))
+    # when
+    eng = ContentEngine(embedding="minilm").fit(data)
+    # then: no model is loaded, the memo's vectors are used and their cost is still reported
+    assert eng.vectors_.shape == (data.n_items, 4)
+    assert eng.fit_seconds_ >= 2.5
