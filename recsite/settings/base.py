@@ -83,6 +83,24 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
+def database_pool_enable(databases: dict) -> None:
+    """Use a psycopg connection pool for PostgreSQL (what ASGI servers need).
+
+    Under ASGI every request runs its sync code in a fresh thread, so persistent per-thread connections
+    (CONN_MAX_AGE) pile up until PostgreSQL answers "too many clients"; a pool per worker bounds them.
+    SQLite is left alone.
+    """
+    db = databases["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        return
+    db["CONN_MAX_AGE"] = 0  # pooling requires it
+    db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+        "timeout": 10,
+    }
+
 # --- Redis: cache, Celery broker/result backend, channel layer ---
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:

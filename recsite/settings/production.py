@@ -4,7 +4,7 @@ Passes `manage.py check --deploy` when they are given (see README "Configuration
 """
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATABASES, database_pool_enable, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
@@ -21,3 +21,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Served under ASGI (daphne/uvicorn): a psycopg pool bounds PostgreSQL connections per worker.
+database_pool_enable(DATABASES)
