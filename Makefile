@@ -59,6 +59,7 @@ format: install
 # Reproduces every figure in docs/BENCHMARKS.md (long: tens of minutes).
 bench: install
 	@for s in benchmarks/bench_*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done
+	$(BIN)/python scripts/benchmarks_merge.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media staticfiles
