@@ -223,7 +223,9 @@ def render(store: dict) -> str:
         "Timings are wall-clock on that machine, CPU only, BLAS/OpenMP/torch limited to `--threads`.",
         "- GPU: none used. The classic engines are CPU code (implicit is installed without CUDA); torch "
         "engines fall back to CPU here as well.",
-        f"- Command: `{store['command']}`",
+        "- Reproduce everything: `.venv/bin/python benchmarks/bench_offline.py` (all registered engines, all three "
+        "datasets). Partial runs (`--engines`, `--datasets`) replace only their own rows in "
+        f"`docs/benchmarks/offline.json`; the last command was `{store['command']}`.",
         f"- Updated: {store['updated']} (each row carries the date it was measured).",
         "- Every engine is tuned on the validation cases only (its `param_grid`, chosen point listed), "
         "then scored once on test. Code: `recommender/evaluation/` (protocols, metrics, runner).",

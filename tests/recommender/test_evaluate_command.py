@@ -139,3 +139,63 @@ def test_evaluate_db_reads_the_shops_events(tmp_path):
     assert report["format"] == "db" and report["protocol"] == "temporal_global"
     assert report["n_test_cases"] > 0
     assert {r["engine"] for r in report["reports"]} == {"pop", "itemknn"}
+
+
+def test_evaluate_session_files_end_to_end(tmp_path):
+    # given: clicks where item 1 always follows item 0 and 3 follows 2
+    rows = ["SessionId\tItemId\tTime"]
+    t = 0.0
+    for s in range(60):
+        a = 0 if s % 2 else 2
+        for item in (a, a + 1, 5 + s % 3):
+            t += 1
+            rows.append(f"{s}\t{item}\t{t}")
+    (tmp_path / "c_train_full.txt").write_text("\n".join(rows) + "\n")
+    (tmp_path / "c_test.txt").write_text(
+        "SessionId\tItemId\tTime\n900\t0\t1000\n900\t1\t1001\n901\t2\t1002\n901\t3\t1003\n"
+    )
+    preds = tmp_path / "p"
+    out = tmp_path / "r.json"
+    # when
+    call_command(
+        "evaluate",
+        dataset=str(tmp_path),
+        models="pop,itemknn",
+        predictions_dir=str(preds),
+        out=str(out),
+        no_progress=True,
+    )
+    # then
+    report = json.loads(out.read_text())
+    assert report["format"] == "session" and report["protocol"] == "session_next_click"
+    knn = next(r for r in report["reports"] if r["engine"] == "itemknn")
+    assert knn["metrics"]["MRR@5"] == pytest.approx(1.0)  # both next clicks ranked first
+    lines = (preds / "itemknn.tsv").read_text().splitlines()
+    assert [line.split("\t")[0] for line in lines] == ["900:1", "901:1"]
+    assert lines[0].split("\t")[1].split()[0] == "1" and lines[1].split("\t")[1].split()[0] == "3"
+
+
+def test_evaluate_recbole_folder_with_user_groups(tmp_path):
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    inter = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    users = ["user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token"]
+    for u in range(40):
+        users.append(f"{u}\t{20 + u}\t{'MF'[u % 2]}\tother\t0")
+        for j, item in enumerate(rng.choice(30, 8, replace=False)):
+            inter.append(f"{u}\t{item}\t4\t{1000 * u + j}")
+    (folder / "ml.inter").write_text("\n".join(inter) + "\n")
+    (folder / "ml.user").write_text("\n".join(users) + "\n")
+    out = tmp_path / "r.json"
+    call_command(
+        "evaluate",
+        dataset=str(folder),
+        models="pop",
+        out=str(out),
+        no_progress=True,
+        protocol="temporal-user",
+    )
+    r = json.loads(out.read_text())["reports"][0]
+    assert set(r["groups"]["gender"]) == {"M", "F"}
+    assert "gender_NDCG@10_gap" in r["gaps"]
