@@ -141,9 +141,11 @@ def main() -> int:
         if split.test.targets[i][0] in top[i]:
             h = split.test.histories[i]
             e = explain(main_engine, h, int(split.test.targets[i][0]))
-            lines = [f"- `{n}` = {v:.3g}: {c:+.3f}" for n, v, c in e.contributions[:8]]
+            lines = [f"- `{n}` = {e.value_text(n, v)}: {c:+.3f}" for n, v, c in e.contributions[:8]]
             gap = abs(e.base_value + sum(c for _, _, c in e.contributions) - e.raw_score)
-            lines.append(f"\n(Additivity check on this case: |base + sum(contributions) - raw score| = {gap:.1e}.)")
+            lines.append(
+                f"\n(Additivity check on this case: |base + sum(contributions) - raw score| = {gap:.1e}.)"
+            )
             exp_text = (
                 f"Test case `{split.test.case_ids[i]}` (history of {len(h)} items), target item "
                 f"`{split.train_final.item_ids[e.item]}`: base value {e.base_value:.3f} + contributions = "
@@ -205,6 +207,22 @@ def main() -> int:
         md.append("")
     if exp_text:
         md += ["### One SHAP explanation (what support staff see)", "", exp_text, ""]
+    total = main_report.fit_seconds + main_report.predict_seconds
+    md += [
+        "### Notes",
+        "",
+        f"- Time budget: the hybrid took {total / 60:.1f} min end to end here (fit {main_report.fit_seconds:.0f} s, "
+        f"which fits its base engines twice -- once without each user's last training item for the ranker's "
+        f"labels, once on the whole training part -- plus scoring all {main_report.n_cases:,} test users in "
+        f"{main_report.predict_seconds:.0f} s) on the shared, busy 2-core machine; it uses no GPU.",
+        "- SASRec is not among the default base engines: on this machine one full-cross-entropy SASRec epoch on "
+        "Beauty took minutes under load, and the hybrid would train it twice, which does not fit the 30-minute "
+        "budget for all engines. Add it with `--base ease,itemknn,sasrec` (or `refit_base=['ease','itemknn']` to "
+        "train SASRec once) where a GPU is available.",
+        "- Honest-protocol details: the ranker never sees a validation or test item as a label "
+        "(tests/recommender/test_hybrid.py::test_no_leakage_...); validation only stops LightGBM's boosting.",
+        "",
+    ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(md) + "\n")
     print("\n".join(md))

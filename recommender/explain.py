@@ -28,6 +28,7 @@ class Explanation:
                    value is NaN when the feature is unknown for this pair
     raw_score:     the ranker's raw score for the pair
     sources:       the base engines (display labels) whose top-N proposed the item, best rank first
+    depth:         N, the number of candidates asked from each base engine (a rank of N + 1 = "not proposed")
     """
 
     item: int
@@ -35,6 +36,15 @@ class Explanation:
     contributions: tuple[tuple[str, float, float], ...]
     raw_score: float
     sources: tuple[str, ...] = ()
+    depth: int = 0
+
+    def value_text(self, feature: str, value: float) -> str:
+        """A feature value as support staff should read it ("unknown", "not in its top 100", "12.5")."""
+        if math.isnan(value):
+            return "unknown" if not feature.endswith(" score") else "not proposed by this model"
+        if feature.startswith("Rank in ") and self.depth and value > self.depth:
+            return f"not in its top {self.depth}"
+        return f"{value:.3g}"
 
     def summary(self, *, max_reasons: int = 3, min_contribution: float = 0.01) -> str:
         """One line, e.g. "Ranked high mainly because: similar to the shopper's last item (+0.80), popular
@@ -47,7 +57,12 @@ class Explanation:
             "base_value": self.base_value,
             "raw_score": self.raw_score,
             "contributions": [
-                {"feature": n, "value": None if math.isnan(v) else v, "contribution": c}
+                {
+                    "feature": n,
+                    "value": None if math.isnan(v) else v,
+                    "value_text": self.value_text(n, v),
+                    "contribution": c,
+                }
                 for n, v, c in self.contributions
             ],
             "sources": list(self.sources),
@@ -103,6 +118,7 @@ def explain_many(
                 contributions=contribs,
                 raw_score=float(raw[j]),
                 sources=tuple(label for _, label in proposed),
+                depth=depth,
             )
         )
     return out
@@ -128,9 +144,9 @@ def explanation_summary(exp: Explanation, *, max_reasons: int = 3, min_contribut
             "Ranked high mainly because: " + ", ".join(f"{feature_phrase(n)} ({c:+.2f})" for n, c in pos)
         )
         if neg:
-            parts.append("held back by: " + ", ".join(f"{n.lower()} ({c:+.2f})" for n, c in neg))
+            parts.append("held back by: " + ", ".join(f"{n} ({c:+.2f})" for n, c in neg))
     elif not high and neg:
-        parts.append("Ranked low mainly because of: " + ", ".join(f"{n.lower()} ({c:+.2f})" for n, c in neg))
+        parts.append("Ranked low mainly because of: " + ", ".join(f"{n} ({c:+.2f})" for n, c in neg))
         if pos:
             parts.append("helped by: " + ", ".join(f"{feature_phrase(n)} ({c:+.2f})" for n, c in pos))
     else:

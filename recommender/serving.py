@@ -34,15 +34,22 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.db.models import Case, FloatField, Q, Sum, Value, When
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from catalog.models import Category, Customer, Event, OrderLine, Product
 
 from .models import Impression, ModelVersion, Widget, WidgetRule
 from .rules import Candidate, ProductAttrs, RuleContext, RuleOutcome, RuleSpec, rules_apply
-from .services import LoadedModel, model_version_active, model_version_load, model_version_loaded_clear
+from .services import (
+    REGISTRY_GENERATION_KEY,
+    LoadedModel,
+    model_version_active,
+    model_version_load,
+    model_version_loaded_clear,
+)
 from .strategies import strategy_engine
 
 logger = logging.getLogger(__name__)
@@ -161,6 +168,137 @@ def serving_state_reset() -> None:
         _model_failures.clear()
     model_version_loaded_clear()
     _categories_memo.clear()
+    serving_memo_clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-process memo of the hot path's reads (the active model version of an engine, product attributes):
+# no SQL for them per request in the steady state. Bounds, documented in docs/benchmarks/serving.md:
+# - an entry lives at most RECSITE_SERVING_MEMO_SECONDS (default 5; 0 turns the memo off, as the test
+#   settings do so tests see every write at once);
+# - the active versions are dropped as soon as the registry generation (bumped by every promotion and
+#   rollback, recommender.services) changes; each process polls it at most once per
+#   GENERATION_POLL_SECONDS, so a promotion shows in every worker within about a second (within the TTL
+#   when the cache is down);
+# - product attributes (stock, price, active, category, brand) may be up to the TTL old, so an item that
+#   sells out can still be served for a few seconds.
+
+GENERATION_POLL_SECONDS = 1.0
+ATTRS_MEMO_MAX = 100_000  # entries; beyond this the memo is purged (about 40 MB at most per process)
+
+WIDGET_GENERATION_KEY = "rs:widgets:generation"  # bumped when a widget or one of its rules is saved
+
+_versions_memo: dict[str, tuple[float, ModelVersion | None]] = {}
+_attrs_memo: dict[int, tuple[float, ProductAttrs]] = {}
+_widgets_memo: dict[str, tuple[float, Widget | None]] = {}
+# [registry generation, widget generation, monotonic time they were read]
+_generation_seen: list[Any] = [None, None, 0.0]
+
+
+def serving_memo_seconds() -> float:
+    return float(getattr(settings, "RECSITE_SERVING_MEMO_SECONDS", 5.0))
+
+
+def serving_memo_clear() -> None:
+    """Forget the memoised active versions and product attributes of this process."""
+    _versions_memo.clear()
+    _attrs_memo.clear()
+    _widgets_memo.clear()
+    _generation_seen[:] = [None, None, 0.0]
+
+
+def _generations_check(now: float) -> None:
+    """Drop memoised versions / widgets when the registry / widget generation changed (both read in one
+    cache round trip, at most once per GENERATION_POLL_SECONDS per process)."""
+    if now - _generation_seen[2] < GENERATION_POLL_SECONDS:
+        return
+    got = cache_get_many([REGISTRY_GENERATION_KEY, WIDGET_GENERATION_KEY])  # {} when the cache is down
+    registry, widgets = got.get(REGISTRY_GENERATION_KEY), got.get(WIDGET_GENERATION_KEY)
+    if registry != _generation_seen[0]:
+        _versions_memo.clear()
+    if widgets != _generation_seen[1]:
+        _widgets_memo.clear()
+    _generation_seen[:] = [registry, widgets, now]
+
+
+def widget_enabled_get(slug: str) -> Widget | None:
+    """`recommender.selectors.widget_get_enabled` (the widget with its enabled rules), memoised per process:
+    a save of the widget or of a rule shows at once in the saving process and within about a second in
+    the others (widget generation), within the memo's TTL when the cache is down."""
+    from .selectors import widget_get_enabled
+
+    ttl = serving_memo_seconds()
+    if ttl <= 0:
+        return widget_get_enabled(slug=slug)
+    now = time.monotonic()
+    _generations_check(now)
+    hit = _widgets_memo.get(slug)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    widget = widget_get_enabled(slug=slug)
+    if len(_widgets_memo) >= 1000:  # unknown slugs are memoised too; keep the dict bounded
+        _widgets_memo.clear()
+    _widgets_memo[slug] = (now + ttl, widget)
+    return widget
+
+
+def _widget_generation_bump() -> None:
+    _widgets_memo.clear()
+    if time.monotonic() < _cache_down_until:
+        return  # cache down: other processes see the change within the memo's TTL
+    try:
+        try:
+            cache.incr(WIDGET_GENERATION_KEY)
+        except ValueError:  # key missing
+            cache.set(WIDGET_GENERATION_KEY, 1, timeout=None)
+    except Exception:
+        _cache_failed("incr", WIDGET_GENERATION_KEY)
+
+
+def _widget_changed(sender: Any, instance: Any, **_: Any) -> None:
+    """post_save / post_delete of a Widget or WidgetRule: forget this process's memo now, and once the
+    transaction commits drop the widget's shared cache entry and bump the generation other processes poll."""
+    _widgets_memo.clear()
+    try:
+        slug = instance.slug if sender is Widget else Widget.objects.get(pk=instance.widget_id).slug
+    except Exception:  # the widget is being deleted with its rules: nothing left to serve
+        slug = None
+
+    def forget() -> None:
+        if slug is not None and time.monotonic() >= _cache_down_until:
+            from .selectors import widget_cache_key
+
+            try:
+                cache.delete(widget_cache_key(slug))
+            except Exception:  # trips the breaker: one warning, no timeout per save while it is down
+                _cache_failed("delete", widget_cache_key(slug))
+
+    def committed() -> None:
+        forget()  # again: a request between the save and the commit may have cached the old row
+        _widget_generation_bump()
+
+    forget()
+    transaction.on_commit(committed)
+
+
+for _model in (Widget, WidgetRule):
+    post_save.connect(_widget_changed, sender=_model, dispatch_uid=f"serving-memo-save-{_model.__name__}")
+    post_delete.connect(_widget_changed, sender=_model, dispatch_uid=f"serving-memo-delete-{_model.__name__}")
+
+
+def active_version(engine: str) -> ModelVersion | None:
+    """`model_version_active`, memoised per process within the bounds above."""
+    ttl = serving_memo_seconds()
+    if ttl <= 0:
+        return model_version_active(engine=engine)
+    now = time.monotonic()
+    _generations_check(now)
+    hit = _versions_memo.get(engine)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    version = model_version_active(engine=engine)
+    _versions_memo[engine] = (now + ttl, version)
+    return version
 
 
 def candidates_cache_key(*, model_version_id: int, customer_id: int) -> str:
@@ -221,7 +359,7 @@ def model_version_for(*, widget: Widget, strategy: str) -> ModelVersion | None:
     engine = strategy_engine(strategy, override=widget.engine if own else "")
     if not engine:
         return None
-    return model_version_active(engine=engine)
+    return active_version(engine)
 
 
 def model_load(version: ModelVersion) -> LoadedModel | None:
@@ -331,7 +469,7 @@ def popular_list(n: int = 200) -> list[tuple[int, float]]:
     """Popularity: the active `popular` engine's ranking (the pop engine, no database scan) when one is
     trained, else weighted event counts of the last 90 days; topped up with the newest products."""
     engine = strategy_engine("popular")
-    version = model_version_active(engine=engine) if engine else None
+    version = active_version(engine) if engine else None
     if version is not None:
         loaded = model_load(version)
         if loaded is not None:
@@ -472,10 +610,39 @@ def category_path(category_id: int, cats: dict[int, tuple[int | None, str]]) -> 
 
 
 def product_attrs_load(product_ids: Iterable[int] = (), skus: Iterable[str] = ()) -> dict[int, ProductAttrs]:
-    """Attributes the rules need, for the given products and SKUs: one query (plus the memoised category tree)."""
+    """Attributes the rules need, for the given products and SKUs: one query (plus the memoised category
+    tree) for those not in the per-process memo (see serving_memo_seconds); none when all are memoised."""
     ids, skus = list(set(product_ids)), list(set(skus))
     if not ids and not skus:
         return {}
+    ttl = serving_memo_seconds()
+    out: dict[int, ProductAttrs] = {}
+    now = time.monotonic()
+    if ttl > 0:
+        missing = []
+        for pid in ids:
+            hit = _attrs_memo.get(pid)
+            if hit is not None and hit[0] > now:
+                out[pid] = hit[1]
+            else:
+                missing.append(pid)
+        ids = missing
+        if not ids and not skus:
+            return out
+    loaded = _product_attrs_query(ids, skus)
+    out.update(loaded)
+    if ttl > 0:
+        if len(_attrs_memo) + len(loaded) > ATTRS_MEMO_MAX:
+            for pid in [p for p, (until, _) in _attrs_memo.items() if until <= now]:
+                _attrs_memo.pop(pid, None)
+            if len(_attrs_memo) + len(loaded) > ATTRS_MEMO_MAX:
+                _attrs_memo.clear()
+        until = now + ttl
+        _attrs_memo.update({pid: (until, a) for pid, a in loaded.items()})
+    return out
+
+
+def _product_attrs_query(ids: list[int], skus: list[str]) -> dict[int, ProductAttrs]:
     rows = list(
         Product.objects.filter(Q(pk__in=ids) | Q(sku__in=skus)).values_list(
             "pk",
@@ -513,8 +680,8 @@ def product_attrs_load(product_ids: Iterable[int] = (), skus: Iterable[str] = ()
 
 
 def _titles(product_ids: Iterable[int]) -> dict[int, str]:
-    ids = list(set(product_ids))
-    return dict(Product.objects.filter(pk__in=ids).values_list("pk", "title")) if ids else {}
+    """Product titles for reason labels, through the attributes memo (no query when all are memoised)."""
+    return {pid: a.title for pid, a in product_attrs_load(product_ids).items()}
 
 
 def _candidates(

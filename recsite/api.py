@@ -17,10 +17,13 @@ Authentication for public write endpoints (``authentication_classes = PUBLIC_AUT
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from typing import Any
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
@@ -83,10 +86,7 @@ class APIKeyAuthentication:
         if key is None:
             return None
         key = key.strip()
-        try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            api_key = None
+        api_key = api_key_verify(key)
         if api_key is None or api_key.has_expired or api_key.revoked:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key.")
         from django.contrib.auth.models import AnonymousUser
@@ -95,6 +95,43 @@ class APIKeyAuthentication:
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
+
+
+# Verified keys are remembered per process (sha256 of the key -> APIKey) for RECSITE_API_KEY_CACHE_SECONDS
+# (default 30; 0 = verify every request, as the test settings do): a request with a known key then costs no
+# query and no hash check. Expiry is re-checked on every request from the remembered row; a revocation or
+# deletion saved in this process clears the memo at once (signals below), in other worker processes it
+# takes effect within the TTL. Wrong keys are never remembered.
+_api_key_memo: dict[bytes, tuple[float, APIKey]] = {}
+API_KEY_MEMO_MAX = 10_000
+
+
+def api_key_verify(key: str) -> APIKey | None:
+    """The APIKey row for a plaintext key, or None (not revoked/expired-checked: the caller does that)."""
+    ttl = float(getattr(settings, "RECSITE_API_KEY_CACHE_SECONDS", 30.0))
+    digest = hashlib.sha256(key.encode()).digest()
+    now = time.monotonic()
+    if ttl > 0:
+        hit = _api_key_memo.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+    try:
+        api_key = APIKey.objects.get_from_key(key)
+    except APIKey.DoesNotExist:
+        return None
+    if ttl > 0 and api_key is not None:
+        if len(_api_key_memo) >= API_KEY_MEMO_MAX:
+            _api_key_memo.clear()
+        _api_key_memo[digest] = (now + ttl, api_key)
+    return api_key
+
+
+def api_key_memo_clear(**_: Any) -> None:
+    _api_key_memo.clear()
+
+
+post_save.connect(api_key_memo_clear, sender=APIKey, dispatch_uid="recsite-api-key-memo-save")
+post_delete.connect(api_key_memo_clear, sender=APIKey, dispatch_uid="recsite-api-key-memo-delete")
 
 
 class StorefrontSessionAuthentication(SessionAuthentication):

@@ -19,7 +19,6 @@ from catalog.models import Customer, Product
 from recsite.api import PUBLIC_AUTHENTICATION, ClientRateThrottle, StorefrontOrAPIKey, is_api_key_request
 
 from .. import serving
-from ..selectors import widget_get_enabled
 from ..views import BadRequest, parse_id_list, parse_k
 from .serializers import ApiErrorSerializer, RecommendationsResponseSerializer
 
@@ -39,16 +38,50 @@ class BadParameter(APIException):
 
 class RecommendationsRateThrottle(ClientRateThrottle):
     """Per-client rate limit; fails open (with a warning) when the cache that counts requests is down, so
-    an outage of Redis degrades rate limiting, not recommendations."""
+    an outage of Redis degrades rate limiting, not recommendations.
+
+    On Redis it is a fixed-window counter: one pipelined INCR + EXPIRE round trip per request, constant
+    size. (DRF's default keeps a list of every request time in the window and reads and rewrites it on
+    each request: two round trips, a payload that grows with the rate, and lost updates between
+    concurrent workers.) A client may get up to twice the rate across a window boundary. Other cache
+    backends (the local-memory cache of tests and `runserver`) use DRF's sliding window.
+    """
 
     scope = "recommendations"
+    _window_end: float | None = None
 
     def allow_request(self, request: Request, view: Any) -> bool:
         try:
-            return super().allow_request(request, view)
+            client = _redis_client(self.cache)
+            if client is None or self.rate is None:
+                return super().allow_request(request, view)
+            key = self.get_cache_key(request, view)
+            if key is None:
+                return True
+            window = int(self.timer() // self.duration)
+            self._window_end = float((window + 1) * self.duration)
+            full_key = self.cache.make_and_validate_key(f"{key}:w{window}")
+            pipe = client.pipeline(transaction=False)
+            pipe.incr(full_key)
+            pipe.expire(full_key, int(self.duration) + 1)
+            count = pipe.execute()[0]
+            return int(count) <= self.num_requests
         except Exception:
             logger.warning("throttle cache unavailable; allowing the request", exc_info=True)
             return True
+
+    def wait(self) -> float | None:
+        if self._window_end is not None:
+            return max(0.0, self._window_end - self.timer())
+        return super().wait()
+
+
+def _redis_client(cache: Any) -> Any:
+    """The redis-py client behind Django's RedisCache (None for other backends)."""
+    from django.core.cache.backends.redis import RedisCacheClient
+
+    inner = getattr(cache, "_cache", None)
+    return inner.get_client(write=True) if isinstance(inner, RedisCacheClient) else None
 
 
 def _customer_of(request: Request) -> Customer | None:
@@ -136,7 +169,7 @@ class RecommendationsView(APIView):
         tags=["recommendations"],
     )
     def get(self, request: Request, widget_slug: str) -> Response:
-        widget = widget_get_enabled(slug=widget_slug)
+        widget = serving.widget_enabled_get(widget_slug)
         if widget is None:
             raise NotFound(f"No enabled widget {widget_slug!r}.")
         params = request.query_params
@@ -165,15 +198,18 @@ class RecommendationsView(APIView):
         )
         if visitor and (len(visitor) > 64 or not all(c.isalnum() or c in "-_" for c in visitor)):
             raise BadParameter("visitor must be 1-64 letters, digits, '-' or '_'.")
+        if len(product_ids) > 1:
+            raise BadParameter("product takes one product id.")
+        # Existence checked through serving's product-attributes memo: no query for known products, and
+        # the attributes are then at hand for the rules and reason labels.
+        known = serving.product_attrs_load([*product_ids, *session_items])
         product = None
         if product_ids:
-            if len(product_ids) > 1:
-                raise BadParameter("product takes one product id.")
-            product = Product.objects.filter(pk=product_ids[0]).first()
-            if product is None:
+            if product_ids[0] not in known:
                 raise NotFound(f"Unknown product {product_ids[0]}.")
+            # serving reads only the product's pk; a pk-only instance saves fetching the whole row.
+            product = Product(pk=product_ids[0])
         if session_items:
-            known = set(Product.objects.filter(pk__in=session_items).values_list("pk", flat=True))
             missing = [p for p in session_items if p not in known]
             if missing:
                 raise NotFound(f"Unknown product(s) in session_items: {', '.join(map(str, missing))}.")

@@ -82,7 +82,7 @@ class GRU4RecNet(nn.Module):
 class GRU4RecEngine(NextItemTorchEngine):
     """GRU session recommender (next click from the clicks so far).
 
-    Hyperparameters (constructor keywords; defaults chosen on validation splits):
+    Hyperparameters (constructor keywords; defaults follow SASRec's recipe, not separately tuned):
 
     * ``hidden=64``, ``layers=1``  GRU width and depth; item embeddings (tied with the output) have width d.
     * ``max_len=50``               the last 50 clicks of a history are used.
@@ -98,7 +98,7 @@ class GRU4RecEngine(NextItemTorchEngine):
     """
 
     name: ClassVar[str] = "gru4rec"
-    # No grid by default (each run costs minutes on CPU); defaults chosen on validation.
+    # No grid by default (each run costs minutes on CPU); early stopping still uses validation.
     param_grid: ClassVar[dict[str, list[Any]]] = {}
     _param_names: ClassVar[tuple[str, ...]] = (
         "hidden",

@@ -93,7 +93,7 @@ class TwoTowerNet(nn.Module):
 class TwoTowerEngine(NextItemTorchEngine):
     """Two-tower retrieval model with a faiss index.
 
-    Hyperparameters (constructor keywords; defaults chosen on validation splits):
+    Hyperparameters (constructor keywords; common two-tower defaults, not tuned on a grid):
 
     * ``hidden=64``            tower output width d (dot product of L2-normalised vectors = cosine).
     * ``max_len=50``           the last 50 items of a history feed the user tower.
@@ -114,7 +114,7 @@ class TwoTowerEngine(NextItemTorchEngine):
     """
 
     name: ClassVar[str] = "two_tower"
-    # No grid by default (each run costs minutes on CPU); defaults chosen on validation.
+    # No grid by default (each run costs minutes on CPU); early stopping still uses validation.
     param_grid: ClassVar[dict[str, list[Any]]] = {}
     _losses: ClassVar[tuple[str, ...]] = ("inbatch", "ce", "sampled")
     _param_names: ClassVar[tuple[str, ...]] = (

@@ -27,3 +27,7 @@ REST_FRAMEWORK = {
 TEST_USES_REAL_SERVICES = bool(env("DATABASE_URL", default="")) or bool(env("REDIS_URL", default=""))
 # Admin-started training runs execute inline in tests (no background thread holding the test database).
 RECSITE_TRAINING_IN_THREAD = False
+# Per-process serving memos off in tests, so every write is seen at once (tests that exercise the memo
+# turn it on with override_settings).
+RECSITE_SERVING_MEMO_SECONDS = 0
+RECSITE_API_KEY_CACHE_SECONDS = 0

@@ -126,7 +126,9 @@ def test_planted_better_variant_wins_on_ctr_and_conversion_is_flat():
     assert "conversion flat" in res.verdict
     assert not res.srm.mismatch
     assert set(res.daily) == {"A", "B"} and res.daily["B"][-1][1] == pytest.approx(0.15)
-    assert res.sequential["B"].reject and res.sequential["B"].p_value < 0.05  # always-valid p over daily looks
+    assert (
+        res.sequential["B"].reject and res.sequential["B"].p_value < 0.05
+    )  # always-valid p over daily looks
 
 
 def test_metric_definitions_on_a_small_experiment():

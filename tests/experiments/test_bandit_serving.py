@@ -191,7 +191,12 @@ def test_experiment_and_bandit_on_postgres_and_redis(settings):
             widgets=[w],
             variants=(
                 ("A", True, 1, {}),
-                ("B", False, 1, {"strategy": "epsilon_greedy", "params": {"epsilon": 0.2, "base": "popular"}}),
+                (
+                    "B",
+                    False,
+                    1,
+                    {"strategy": "epsilon_greedy", "params": {"epsilon": 0.2, "base": "popular"}},
+                ),
             ),
         )
     )

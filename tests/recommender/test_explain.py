@@ -77,6 +77,10 @@ def test_explanation_names_values_and_order(fitted):
     assert exp.sources and set(exp.sources) <= {"Fake Pop", "Fake Cooc"}
     for label in exp.sources:
         assert values[f"Rank in {label}"] <= eng.n_candidates
+    assert exp.value_text("Rank in EASE", eng.n_candidates + 1.0) == f"not in its top {eng.n_candidates}"
+    assert exp.value_text("EASE score", float("nan")) == "not proposed by this model"
+    assert exp.value_text("Price", float("nan")) == "unknown"
+    assert all("value_text" in c for c in d["contributions"])
 
 
 def test_summary_is_one_plain_line():
@@ -94,10 +98,10 @@ def test_summary_is_one_plain_line():
     s = explanation_summary(exp)
     assert s == (
         "Ranked high mainly because: similar to the shopper's last item (+0.80), popular recently (+0.30); "
-        "held back by: price (-0.10)"
+        "held back by: Price (-0.10)"
     )
     low = Explanation(item=3, base_value=0.5, raw_score=-1.0, contributions=(("Rank in EASE", 101.0, -1.5),))
-    assert low.summary() == "Ranked low mainly because of: rank in ease (-1.50)"
+    assert low.summary() == "Ranked low mainly because of: Rank in EASE (-1.50)"
     flat = Explanation(item=3, base_value=0.0, raw_score=0.0, contributions=(("Price", 1.0, 0.0),))
     assert "average" in flat.summary()
     engine_pos = Explanation(

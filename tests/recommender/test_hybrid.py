@@ -175,6 +175,11 @@ def test_save_load_round_trip_gives_identical_scores(tmp_path):
     np.testing.assert_array_equal(scores, scores2)
     assert loaded.feature_names_ == eng.feature_names_
     assert loaded.get_params() == eng.get_params()
+    # explanations survive the round trip too
+    from recommender.explain import explain
+
+    a, b = explain(eng, test_h[0], int(ids[0, 0])), explain(loaded, test_h[0], int(ids[0, 0]))
+    assert a.contributions == b.contributions and a.raw_score == b.raw_score
 
 
 def test_load_rejects_a_foreign_file(tmp_path):
@@ -324,3 +329,26 @@ def test_runs_through_the_evaluation_runner_with_its_validation_set():
 def test_refit_base_must_name_base_engines():
     with pytest.raises(ValueError, match="refit_base"):
         HybridEngine(base_engines=("ease",), refit_base=["sasrec"])
+
+
+def test_texts_and_timestamps_feed_content_and_age_features_end_to_end():
+    # given: a shop-like log with product titles and timestamps (no attributes, prices or categories)
+    n_items = 24
+    seqs = chain_sequences(120, n_items, seed=11)
+    ts = [1_700_000_000 + 3600.0 * np.arange(len(s)) + 60 * u for u, s in enumerate(seqs)]
+    colours = ["red", "blue", "green"]
+    texts = [f"{colours[i % 3]} lipstick shade {i}" if i % 5 else "" for i in range(n_items)]
+    data = InteractionData.from_sequences(
+        seqs, n_items, timestamps=ts, item_features=ItemFeatures(texts=texts)
+    )
+    # when
+    eng = hybrid().fit(data)
+    # then
+    names = eng.feature_names_
+    assert {rk.FEATURE_CONTENT_LAST, rk.FEATURE_ITEM_AGE} <= set(names)
+    assert rk.FEATURE_PRICE not in names and rk.FEATURE_SAME_CATEGORY_LAST not in names
+    X = eng.features_for([seqs[0][:3]], [np.array([0, 1, 5])])
+    sim_last = X[:, names.index(rk.FEATURE_CONTENT_LAST)]
+    assert sim_last[2] == 0.0  # item 5 has no text -> no similarity (its vector is empty)
+    ids, _ = eng.recommend([seqs[0][:3]], 4)
+    assert (ids >= 0).all()
