@@ -67,7 +67,6 @@ def main() -> int:
         os.environ[var] = str(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT))
-    import numpy as np
     import torch
 
     torch.set_num_threads(args.threads)
@@ -227,7 +226,6 @@ def main() -> int:
     OUT.write_text("\n".join(md) + "\n")
     print("\n".join(md))
     print(f"\nwrote {OUT}")
-    _ = np  # numpy imported for engines' side effects (threads) only
     return 0
 
 

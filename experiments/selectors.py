@@ -1,13 +1,17 @@
 """Reads for experiments: the snapshot serving uses per request, lists for the admin.
 
 `experiment_for_widget(widget_id=...)` is on the serving hot path: it answers from a process-local memo
-(refreshed every few seconds) backed by the cache, keyed by a generation number that every start /
-pause / stop / weight change bumps, so a status change reaches all workers within `MEMO_SECONDS`.
+checked against a generation token in the shared cache (one cache read per request, no query). Every
+start / pause / stop / weight change sets a new token, so the change reaches every worker at its next
+request; a cleared or evicted cache also invalidates the memo. Changes that bypass the services (or a
+dead cache) show within `MEMO_SECONDS` (`FALLBACK_SECONDS` while the cache is unreachable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +19,8 @@ from django.core.cache import cache
 
 from .models import Experiment, Exposure, Variant
 
-MEMO_SECONDS = 5.0
+MEMO_SECONDS = 60.0
+FALLBACK_SECONDS = 5.0
 GENERATION_KEY = "rs:exp:generation"
 
 
@@ -84,13 +89,22 @@ class ExperimentSnapshot:
 def experiment_cache_bump() -> None:
     """Invalidate every worker's snapshot of running experiments (called after status/weight changes)."""
     _memo.clear()
+    # cache down: workers refresh from the database within FALLBACK_SECONDS anyway
+    with contextlib.suppress(Exception):
+        cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
+
+
+def _generation() -> str | None:
+    """The shared generation token (created when missing, e.g. after a cache flush); None if the cache is down."""
     try:
-        try:
-            cache.incr(GENERATION_KEY)
-        except ValueError:
-            cache.set(GENERATION_KEY, 1, None)
+        token = cache.get(GENERATION_KEY)
+        if token is None:
+            token = uuid.uuid4().hex
+            if not cache.add(GENERATION_KEY, token, None):
+                token = cache.get(GENERATION_KEY)
+        return token
     except Exception:
-        pass  # cache down: workers refresh from the database within MEMO_SECONDS anyway
+        return None
 
 
 _memo: dict[str, tuple[float, Any]] = {}
@@ -99,10 +113,7 @@ _memo: dict[str, tuple[float, Any]] = {}
 def running_experiments_by_widget() -> dict[int, ExperimentSnapshot]:
     """widget id -> snapshot of the running experiment targeting it (two queries, memoised)."""
     now = time.monotonic()
-    try:
-        generation = cache.get(GENERATION_KEY, 0)
-    except Exception:
-        generation = -1
+    generation = _generation()
     hit = _memo.get("running")
     if hit is not None and hit[0] > now and hit[1][0] == generation:
         return hit[1][1]
@@ -117,7 +128,10 @@ def running_experiments_by_widget() -> dict[int, ExperimentSnapshot]:
             continue
         for wid in wids:
             out.setdefault(wid, snap)
-    _memo["running"] = (now + MEMO_SECONDS, (generation, out))
+    _memo["running"] = (
+        now + (MEMO_SECONDS if generation is not None else FALLBACK_SECONDS),
+        (generation, out),
+    )
     return out
 
 

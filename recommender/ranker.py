@@ -23,7 +23,6 @@ training interaction becomes the label and the base engines are fitted on what p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -724,9 +723,3 @@ def feature_importance(booster: Any, feature_names: Sequence[str]) -> list[tuple
     total = gain.sum() or 1.0
     pairs = [(n, float(g / total)) for n, g in zip(feature_names, gain)]
     return sorted(pairs, key=lambda p: -p[1])
-
-
-def _fmt(x: float) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "unknown"
-    return f"{x:.3g}"

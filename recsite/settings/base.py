@@ -231,8 +231,10 @@ LOGGING = {
 # process (bulk inserts every 0.5 s), what `make serve` uses. Batch-precomputed candidates live this long.
 RECSITE_IMPRESSIONS_ASYNC = env.bool("RECSITE_IMPRESSIONS_ASYNC", default=False)
 RECSITE_BATCH_TTL = env.int("RECSITE_BATCH_TTL", default=24 * 3600)
-# Per-process memo of the serving hot path (active model versions, product attributes), in seconds; a
-# promotion still shows within about 1 s (registry generation), stock/price edits within this TTL. 0 = off.
+# Per-process memo of the serving hot path, in seconds (0 = off): active model versions and widgets (a
+# promotion or widget edit still shows within about 1 s through the generation counters), and the product
+# attributes the rules read (stock, price, active flag: edits reach the rules within this TTL).
 RECSITE_SERVING_MEMO_SECONDS = env.float("RECSITE_SERVING_MEMO_SECONDS", default=5.0)
+RECSITE_SERVING_ATTRS_SECONDS = env.float("RECSITE_SERVING_ATTRS_SECONDS", default=30.0)
 # Verified API keys remembered per process (revocations in other processes take effect within this). 0 = off.
 RECSITE_API_KEY_CACHE_SECONDS = env.float("RECSITE_API_KEY_CACHE_SECONDS", default=30.0)

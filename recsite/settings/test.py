@@ -30,4 +30,5 @@ RECSITE_TRAINING_IN_THREAD = False
 # Per-process serving memos off in tests, so every write is seen at once (tests that exercise the memo
 # turn it on with override_settings).
 RECSITE_SERVING_MEMO_SECONDS = 0
+RECSITE_SERVING_ATTRS_SECONDS = 0
 RECSITE_API_KEY_CACHE_SECONDS = 0

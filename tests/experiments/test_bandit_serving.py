@@ -220,3 +220,20 @@ def test_experiment_and_bandit_on_postgres_and_redis(settings):
     experiment_pause(experiment=exp)
     recommendations_get(widget=w, customer=b)
     assert Impression.objects.filter(experiment="").count() == 3
+
+
+def test_warm_experiment_lookup_costs_no_query_and_status_changes_show_at_once():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    products_make(4)
+    w = widget_make()
+    exp = experiment_start(experiment=experiment_make(widgets=[w]))
+    c = CustomerFactory()
+    recommendations_get(widget=w, customer=c)
+    with CaptureQueriesContext(connection) as ctx:
+        recommendations_get(widget=w, customer=c)
+    assert not [q for q in ctx.captured_queries if "experiments_" in q["sql"]]
+    experiment_pause(experiment=exp)  # new generation token: the next request sees it
+    recommendations_get(widget=w, customer=c)
+    assert Impression.objects.filter(experiment="").count() == 4

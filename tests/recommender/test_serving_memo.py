@@ -40,13 +40,14 @@ class Clock:
     def time(self) -> float:
         return time.time()
 
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+    def sleep(self, seconds: float) -> None:  # the impression writer's thread sleeps through this module
+        time.sleep(seconds)
 
 
 @pytest.fixture
 def clock(monkeypatch, settings):
     settings.RECSITE_SERVING_MEMO_SECONDS = 5.0
+    settings.RECSITE_SERVING_ATTRS_SECONDS = 30.0
     fake = Clock()
     monkeypatch.setattr(serving, "time", fake)
     serving.serving_state_reset()
@@ -176,9 +177,9 @@ def test_stock_change_shows_within_the_ttl(clock):
     first = [r.product_id for r in recommendations_get(widget=widget, log=False)]
     sold_out = first[0]
     Product.objects.filter(pk=sold_out).update(stock=0)
-    clock.now += 1
+    clock.now += 29
     assert sold_out in [r.product_id for r in recommendations_get(widget=widget, log=False)]
-    clock.now += 5  # past the TTL: the attributes are read again
+    clock.now += 1.1  # past RECSITE_SERVING_ATTRS_SECONDS: the attributes are read again
     assert sold_out not in [r.product_id for r in recommendations_get(widget=widget, log=False)]
 
 
