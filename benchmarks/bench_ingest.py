@@ -37,6 +37,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _machine import cpu_model as _cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "recsite_bench"
@@ -332,14 +334,6 @@ def _server_version(connection) -> str:
 # parent: run the children, print, write the Markdown fragment
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _machine import cpu_model as _cpu_model  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "recsite_bench_training"
@@ -298,14 +300,6 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _pg_up() -> bool:
