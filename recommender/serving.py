@@ -351,12 +351,13 @@ def _to_idx(loaded: LoadedModel, product_ids: Iterable[int]) -> np.ndarray:
 
 
 def _to_pids(loaded: LoadedModel, idx: np.ndarray, scores: np.ndarray) -> list[tuple[int, float]]:
+    """(product id, score) for item indices in range with finite scores, vectorised (hot path)."""
     ids = loaded.product_ids
-    return [
-        (int(ids[i]), float(s))
-        for i, s in zip(idx, scores, strict=False)
-        if 0 <= i < len(ids) and np.isfinite(s)
-    ]
+    m = min(len(idx), len(scores))
+    idx = np.asarray(idx[:m], dtype=np.int64)
+    scores = np.asarray(scores[:m], dtype=np.float64)
+    ok = (idx >= 0) & (idx < len(ids)) & np.isfinite(scores)
+    return list(zip(ids[idx[ok]].tolist(), scores[ok].tolist(), strict=True))
 
 
 def model_version_for(*, widget: Widget, strategy: str) -> ModelVersion | None:
