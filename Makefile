@@ -26,17 +26,18 @@ demo: install
 	$(BIN)/python manage.py demo_admin
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) recsite.asgi:application
 
-# The whole suite: embedded defaults first, then the real-service pass (PostgreSQL + Redis) when they answer.
+# The whole suite twice: on the embedded defaults (SQLite, local-memory cache, eager Celery), then again on
+# PostgreSQL + Redis (cache, broker, channel layer) when they answer; tests marked `realservices` run only then.
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not realservices"
 	@if $(BIN)/python scripts/services_up.py "$(PG_URL)" "$(REDIS_TEST_URL)"; then \
-		DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest -q -p no:cacheprovider -m realservices; \
+		DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest -q -p no:cacheprovider; \
 	else \
 		echo "SKIPPED real-service tests: PostgreSQL ($(PG_URL)) or Redis ($(REDIS_TEST_URL)) is not reachable"; \
 	fi
 
 test-real: install
-	DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest -q -m realservices
+	DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest -q
 
 # Production-grade server on the environment's database and Redis (set DATABASE_URL / REDIS_URL).
 serve: install

@@ -257,3 +257,36 @@ def test_throttle_is_a_fixed_window_counter_on_redis(api_client, settings):
 
     keys = _redis_client(caches["default"]).keys("*throttle_recommendations_*")
     assert keys and all(b":w" in k for k in keys), keys
+
+
+def test_gc_freeze_runs_once_per_process_and_per_model_version(monkeypatch, settings, model_strategies):
+    """Under `make serve` (RECSITE_GC_FREEZE) the live heap is frozen at the first request and after each
+    newly loaded model version, never per request (the gc module is stubbed: tests must not freeze)."""
+
+    class FakeGC:
+        def __init__(self) -> None:
+            self.freezes = 0
+
+        def collect(self) -> int:
+            return 0
+
+        def freeze(self) -> None:
+            self.freezes += 1
+
+        def get_freeze_count(self) -> int:
+            return 0
+
+    fake = FakeGC()
+    monkeypatch.setattr(serving, "gc", fake)
+    monkeypatch.setattr(serving, "_heap_frozen_after", set())
+    settings.RECSITE_GC_FREEZE = True
+    shop = shop_create()
+    model_version_make(shop=shop)
+    widget = widget_make(strategy="personalized", num_items=3)
+    for customer in shop.customers[:3]:
+        assert recommendations_get(widget=widget, customer=customer, log=False)
+    assert fake.freezes == 2  # the first request, then the first load of the model version
+    settings.RECSITE_GC_FREEZE = False
+    monkeypatch.setattr(serving, "_heap_frozen_after", set())
+    recommendations_get(widget=widget, customer=shop.customers[0], log=False)
+    assert fake.freezes == 2
