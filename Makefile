@@ -23,7 +23,7 @@ demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py train --all
-	$(BIN)/python manage.py demo_admin
+	$(BIN)/python manage.py demo_admin --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) recsite.asgi:application
 
 # The whole suite twice: on the embedded defaults (SQLite, local-memory cache, eager Celery), then again on
