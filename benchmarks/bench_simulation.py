@@ -56,6 +56,81 @@ def machine() -> str:
     )
 
 
+WORLDS = {
+    "traditional": {},
+    "personalized (EASE, no bandit)": {"strategy": "personalized"},
+    "ai-driven (EASE + eps-greedy 0.1)": {
+        "strategy": "epsilon_greedy",
+        "params": {"epsilon": 0.1, "base": "personalized", "pool": 24},
+    },
+}
+
+
+def worlds_compare(*, customers: int, products: int, steps: int, seeds: list[int], history_days: int) -> dict:
+    """Issue-5 investigation: every customer in ONE strategy per "world", same seed, same visit schedule
+    (common random numbers), so the same sessions can be compared across strategies (paired)."""
+    import numpy as np
+
+    from experiments.simulation import ArmSpec, Scenario, run_once, sandbox
+    from experiments.simulator.catalog import catalog_generate
+
+    out: dict = {"config": {"customers": customers, "products": products, "steps": steps, "seeds": seeds}}
+    for seed in seeds:
+        price = catalog_generate(n_products=products, seed=seed, window_days=history_days).price
+        per_world = {}
+        with sandbox():
+            for world, kw in WORLDS.items():
+                logs: list = []
+                sc = Scenario(
+                    name="worlds",
+                    description=world,
+                    arms=(ArmSpec("A", True, 1, **kw), ArmSpec("B", False, 1, **kw)),
+                    engines=("pop", "ease"),
+                    control="A",
+                    treatment="B",
+                )
+                run_once(
+                    scenario=sc,
+                    customers=customers,
+                    products=products,
+                    steps=steps,
+                    seed=seed,
+                    history_days=history_days,
+                    on_session=lambda arm, log, logs=logs: logs.append(log),
+                )
+                logs.sort(key=lambda lg: (lg.start, lg.customer))
+                per_world[world] = logs
+        key = [(lg.customer, lg.start) for lg in per_world["traditional"]]
+        base = np.array([1 if lg.order else 0 for lg in per_world["traditional"]])
+        rows = {}
+        for world, logs in per_world.items():
+            same = [(lg.customer, lg.start) for lg in logs] == key
+            bought = np.array([1 if lg.order else 0 for lg in logs])
+            rev = np.array([lg.order_total if lg.order else 0.0 for lg in logs])
+            lists = sum(len(lg.impressions) for lg in logs)
+            shown = [price[i] for lg in logs for imp in lg.impressions for i in imp.items]
+            row = {
+                "sessions": len(logs),
+                "orders": int(bought.sum()),
+                "conversion_rate": float(bought.mean()),
+                "ctr": sum(lg.rec_clicks for lg in logs) / lists if lists else None,
+                "aov": float(rev[bought == 1].mean()) if bought.sum() else None,
+                "revenue_per_session": float(rev.mean()),
+                "median_price_recommended": float(np.median(shown)) if shown else None,
+                "same_sessions_as_traditional": same,
+            }
+            if same and world != "traditional":
+                row["paired_vs_traditional"] = {
+                    "both_bought": int(((base == 1) & (bought == 1)).sum()),
+                    "only_traditional": int(((base == 1) & (bought == 0)).sum()),
+                    "only_this": int(((base == 0) & (bought == 1)).sum()),
+                }
+            rows[world] = row
+            print(seed, world, row, flush=True)
+        out[str(seed)] = rows
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--customers", type=int, default=2000)
@@ -66,7 +141,27 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--aa-steps", type=int, default=120)
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "simulation.md"))
+    ap.add_argument(
+        "--worlds-only",
+        action="store_true",
+        help="only the issue-5 paired comparison (each strategy over the whole population, same seeds); "
+        "writes docs/benchmarks/simulation_worlds.json",
+    )
+    ap.add_argument("--worlds-seeds", default="42,43")
     args = ap.parse_args()
+    if args.worlds_only:
+        res = worlds_compare(
+            customers=args.customers,
+            products=args.products,
+            steps=args.steps,
+            seeds=[int(x) for x in args.worlds_seeds.split(",")],
+            history_days=args.history_days,
+        )
+        res["command"] = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_simulation.py " + " ".join(
+            sys.argv[1:]
+        )
+        (Path(args.out).parent / "simulation_worlds.json").write_text(json.dumps(res, indent=2))
+        return
     started = datetime.now(UTC)
     command = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_simulation.py " + " ".join(sys.argv[1:])
     lines = [
@@ -190,6 +285,11 @@ def main() -> None:
         lines.append(f"Code at commit {rev.strip()} plus the working tree of {started:%Y-%m-%d}.")
     except Exception:
         pass
+    # The issue-5 investigation (what was measured about the AI arm and why) is kept in its own file and
+    # appended to every regenerated fragment, so a re-run does not drop it.
+    notes = Path(args.out).parent / "simulation_investigation.md"
+    if notes.exists():
+        lines += ["", notes.read_text().rstrip(), ""]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

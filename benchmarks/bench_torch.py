@@ -55,15 +55,18 @@ NOTES = """\
   batch (collisions masked). On Beauty both give the same test accuracy (see the table), and a sampled epoch
   cost about 60% of a full-softmax epoch here (the transformer and dropout then dominate); the saving grows
   with the catalogue. `sasrec` therefore defaults to `loss="sampled"`.
-- Time budget: with the machine shared (load average 5-19 during these runs) a SASRec run took 35-45
-  minutes of wall time; the only epoch timed on a quiet machine (load 0.5, 2 threads, full CE, an earlier
-  version of the code) took 17.5-20.6 s, i.e. about 7-8 minutes for the ~23 epochs a full-CE run needs.
-  gru4rec and two_tower were capped at 700 s of training each here (`--budget 700`), so their rows are
-  lower bounds (see "epochs (best)": best epoch = last epoch means still improving).
-- Attributes (`use_attributes=True`, mean attribute embedding added to the item embedding, row
-  `sasrec_sampled_attr` when present): a first version initialised the attribute embeddings at N(0, 1) and
-  learned more slowly on validation; with the N(0, 0.02) initialisation now used, validation NDCG@10 rose
-  faster in a development run (0.0606 vs 0.0570 after 9 epochs, benchmarks/dev_beauty.py).
+- Time budget: the machine was shared throughout (load average 4-19 on 2 cores; each run here used 1 torch
+  thread), so "s / epoch" varies several-fold between rows run at different times. The default SASRec
+  (`sasrec_sampled_attr`) ran when the load was lowest (4-6): 29 epochs, 16 minutes of training. The only
+  epoch timed on a quiet machine (load 0.5, 2 threads, full CE, an earlier version of the code) took
+  17.5-20.6 s. gru4rec and two_tower rows are capped by `--budget` (see the command): when "epochs (best)"
+  shows best = last, the model was still improving and the row is a lower bound.
+- Attributes: `sasrec_sampled_attr` adds each item's mean attribute embedding (Beauty's category/brand
+  attribute ids, N(0, 0.02) initialisation) to its id embedding, in the input and the tied output table. It
+  has the best validation NDCG@10 of the SASRec rows, so it is `sasrec`'s default configuration
+  (`loss="sampled"`, `use_attributes=True`); `sasrec_ce` and `sasrec_sampled` (both without attributes)
+  isolate the loss. A first version with N(0, 1) attribute embeddings learned more slowly on validation
+  (development run, benchmarks/dev_beauty.py), hence the small initialisation.
 - Validation NDCG@10 (the early-stopping signal, a 5,000-user sample) is clearly higher than test NDCG@10
   on Beauty (about 0.063 vs 0.047 for SASRec). The test history contains the validation item, which the
   model never saw as an input during training (train = i1..i(n-2)); we did not investigate further.

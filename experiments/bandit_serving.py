@@ -113,11 +113,25 @@ def state_key(*, widget: Any, strategy: str, params: dict[str, Any]) -> tuple[st
 
 
 _memo: dict[str, BanditState] = {}
+_rng: np.random.Generator | None = None
+
+
+def bandit_rng_seed(*, seed: int | None) -> None:
+    """Draw every slate of this process from one generator seeded with `seed` (the simulator does this so
+    that `--seed` fixes the AI arms too); None goes back to fresh, unseeded draws per request."""
+    global _rng
+    _rng = None if seed is None else np.random.default_rng(np.random.SeedSequence([int(seed), 31]))
+
+
+def bandit_rng() -> np.random.Generator:
+    """The generator slates are drawn from: the seeded one (see `bandit_rng_seed`) or a fresh one."""
+    return _rng if _rng is not None else np.random.default_rng()
 
 
 def bandit_state_reset() -> None:
-    """Forget process-local policies (tests)."""
+    """Forget process-local policies and any seeded generator (tests, the simulator between runs)."""
     _memo.clear()
+    bandit_rng_seed(seed=None)
 
 
 def bandit_states_expire() -> None:
@@ -229,7 +243,7 @@ def bandit_slate(
     """Order `pool` (product ids, the base strategy's best first) with the widget's bandit policy."""
     params = dict(widget.params or {})
     state = bandit_state(widget=widget, strategy=strategy, params=params)
-    rng = rng or np.random.default_rng()
+    rng = rng or bandit_rng()
     size = len(pool)
     if isinstance(state.policy, LinUCB):
         x = context_vector(getattr(customer, "age_band", None), getattr(customer, "gender", None))

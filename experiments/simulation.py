@@ -285,13 +285,15 @@ def run_once(
     progress: Callable[[int, str], Any] | None = None,
     say: Callable[[str], None] = lambda s: None,
     source_experiment: dict[str, Any] | None = None,
+    on_session: Callable[[str, Any], Any] | None = None,
 ) -> RunOutcome:
-    """One simulated experiment inside the current (sandbox) database; see the module docstring."""
+    """One simulated experiment inside the current (sandbox) database; see the module docstring.
+    `on_session(arm, log)` (optional) sees every simulated visit's SessionLog, e.g. for paired analyses."""
     from catalog.models import Customer, Product
     from catalog.services.events import events_record
     from catalog.services.seed import demo_data_seed
     from experiments.analysis import experiment_results
-    from experiments.bandit_serving import bandit_states_expire
+    from experiments.bandit_serving import bandit_rng_seed, bandit_states_expire
     from experiments.models import Experiment, Variant
     from experiments.offpolicy import ope_reports
     from experiments.selectors import ExperimentSnapshot
@@ -307,6 +309,7 @@ def run_once(
     t = time.perf_counter()
     _reset_data()
     _process_state_reset()
+    bandit_rng_seed(seed=seed)  # the bandit arms' random slates are part of the run's seed too
     exp_days = steps / 24.0
     now = timezone.now().astimezone(UTC)
     exp_start = (now - timedelta(days=exp_days, minutes=10)).replace(microsecond=0)
@@ -411,6 +414,8 @@ def run_once(
                 population=population, customer=u, start=offset + start, rng=rng, recommend=recommend
             )
             arms[arm_of[u]].add(log)
+            if on_session is not None:
+                on_session(arm_of[u], log)
             rows = _event_rows(
                 log,
                 t0=hist_start,

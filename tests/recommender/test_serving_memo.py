@@ -125,10 +125,12 @@ def test_cached_personalized_request_makes_two_queries_when_warm(clock, api_clie
             r = api_client.get(url("home-personalized", customer=customer.external_id))
     assert r.status_code == 200 and len(r.json()["items"]) == 3
     reads = sorted(
-        q["sql"].split('FROM "')[1].split('"')[0] for q in ctx.captured_queries if "SELECT" in q["sql"]
+        q["sql"].split('FROM "')[1].split('"')[0]
+        for q in ctx.captured_queries
+        if q["sql"].startswith("SELECT")
     )
     # impressions are written inline under the test settings (the buffered writer under `make serve`)
-    writes = [q["sql"].split(" (")[0] for q in ctx.captured_queries if "SELECT" not in q["sql"]]
+    writes = [q["sql"].split(" (")[0] for q in ctx.captured_queries if not q["sql"].startswith("SELECT")]
     assert reads == ["catalog_customer", "catalog_event"], reads
     assert writes == ['INSERT INTO "recommender_impression"'], writes
 
