@@ -20,30 +20,55 @@ class Slate:
     propensities: tuple[float, ...]
 
 
+def _prior_mean(
+    pulls: dict[int, float], clicks: dict[int, float], fallback: float, min_pulls: float
+) -> float:
+    """Empirical-Bayes prior mean: the pooled CTR of everything shown so far once there are `min_pulls`
+    pulls, else `fallback`. Shrinking towards the pooled CTR (not a fixed guess) keeps a too-optimistic
+    prior from ranking rarely shown items first, which would turn "greedy" into "least shown first"."""
+    total = sum(pulls.values())
+    return sum(clicks.values()) / total if total >= min_pulls else fallback
+
+
 @dataclass
 class EpsilonGreedy:
     """With probability epsilon a position is filled uniformly at random from the remaining candidates,
-    else with the remaining candidate of highest empirical CTR (clicks + prior_clicks) /
-    (pulls + prior_pulls). Propensity at a position: (1 - eps) 1[item is greedy] + eps / remaining."""
+    else with the remaining candidate of highest estimated CTR (clicks + m p0) / (pulls + m), where
+    m = prior_pulls and p0 the prior mean: prior_clicks / prior_pulls until `min_prior_pulls` pulls were
+    logged, then (with `empirical_prior`) the pooled CTR of all items. Ties keep the candidates' order
+    (the base engine's ranking). Propensity: (1 - eps) 1[item is greedy] + eps / remaining."""
 
     epsilon: float = 0.1
     prior_clicks: float = 1.0
     prior_pulls: float = 20.0
+    empirical_prior: bool = True
+    min_prior_pulls: float = 200.0
     pulls: dict[int, float] = field(default_factory=dict)
     clicks: dict[int, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 0 <= self.epsilon <= 1:
             raise ValueError("epsilon must be between 0 and 1")
+        if self.prior_pulls <= 0 or self.prior_clicks < 0:
+            raise ValueError("prior_pulls must be positive and prior_clicks non-negative")
 
-    def ctr(self, item: int) -> float:
-        return (self.clicks.get(item, 0) + self.prior_clicks) / (self.pulls.get(item, 0) + self.prior_pulls)
+    def prior_mean(self) -> float:
+        fallback = self.prior_clicks / self.prior_pulls
+        if not self.empirical_prior:
+            return fallback
+        return _prior_mean(self.pulls, self.clicks, fallback, self.min_prior_pulls)
+
+    def ctr(self, item: int, prior_mean: float | None = None) -> float:
+        p0 = self.prior_mean() if prior_mean is None else prior_mean
+        m = self.prior_pulls
+        return (self.clicks.get(item, 0) + m * p0) / (self.pulls.get(item, 0) + m)
 
     def select(self, candidates: Sequence[int], k: int, rng: np.random.Generator) -> Slate:
         remaining = list(dict.fromkeys(candidates))
         items, props = [], []
+        p0 = self.prior_mean()
         for _ in range(min(k, len(remaining))):
-            values = np.array([self.ctr(i) for i in remaining])
+            values = np.array([self.ctr(i, p0) for i in remaining])
             greedy = int(np.argmax(values))  # ties: first (candidate order is the engine's ranking)
             pick = int(rng.integers(len(remaining))) if rng.random() < self.epsilon else greedy
             prop = self.epsilon / len(remaining) + (1 - self.epsilon) * (pick == greedy)
@@ -65,13 +90,20 @@ class ThompsonSampling:
     alpha0: float = 1.0
     beta0: float = 20.0
     propensity_draws: int = 200
+    empirical_prior: bool = True  # once min_prior_pulls were logged: Beta(m p, m (1 - p)), p pooled CTR
+    min_prior_pulls: float = 200.0
     pulls: dict[int, float] = field(default_factory=dict)
     clicks: dict[int, float] = field(default_factory=dict)
 
     def _params(self, items: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         c = np.array([self.clicks.get(i, 0) for i in items], dtype=float)
         n = np.array([self.pulls.get(i, 0) for i in items], dtype=float)
-        return self.alpha0 + c, self.beta0 + np.maximum(n - c, 0)
+        a0, b0 = self.alpha0, self.beta0
+        if self.empirical_prior:
+            m = a0 + b0
+            p = _prior_mean(self.pulls, self.clicks, a0 / m, self.min_prior_pulls)
+            a0, b0 = max(m * p, 1e-3), max(m * (1 - p), 1e-3)
+        return a0 + c, b0 + np.maximum(n - c, 0)
 
     def select(self, candidates: Sequence[int], k: int, rng: np.random.Generator) -> Slate:
         remaining = list(dict.fromkeys(candidates))

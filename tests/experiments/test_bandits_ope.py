@@ -86,3 +86,23 @@ def test_ope_rejects_bad_propensities():
         ope.ips([1, 0], [0.0, 0.5], [1, 1])
     with pytest.raises(ValueError):
         ope.snips([1], [0.5, 0.5], [1, 1])
+
+
+def test_empirical_prior_stops_rarely_shown_items_from_ranking_first():
+    """With a fixed 5% prior but a real CTR near 1%, every measured item scores below the prior and the
+    greedy choice becomes 'least shown first'; the empirical prior shrinks towards the pooled CTR instead."""
+    pulls = {i: 60.0 for i in range(10)}
+    clicks = {i: 0.0 for i in range(10)}
+    clicks[3] = 2.0  # item 3 has the best measured CTR (3.3%); the others 0%
+    pulls[9] = 0.0  # item 9 was never shown
+    fixed = bandits.EpsilonGreedy(epsilon=0.0, empirical_prior=False, pulls=dict(pulls), clicks=dict(clicks))
+    pooled = bandits.EpsilonGreedy(epsilon=0.0, pulls=dict(pulls), clicks=dict(clicks))
+    rng = np.random.default_rng(0)
+    assert fixed.select(range(10), 1, rng).items == (9,)  # the unseen item wins on the optimistic prior
+    assert pooled.select(range(10), 1, rng).items == (3,)  # the best measured item wins
+    assert pooled.prior_mean() == pytest.approx(2 / 540)
+
+
+def test_empirical_prior_waits_for_enough_pulls():
+    policy = bandits.EpsilonGreedy(pulls={1: 10.0}, clicks={1: 5.0})
+    assert policy.prior_mean() == pytest.approx(1 / 20)  # 10 pulls < 200: the configured prior
