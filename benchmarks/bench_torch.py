@@ -168,7 +168,9 @@ def results_merge(path: Path, dataset: str, res: dict[str, Any]) -> dict[str, An
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "bench_torch_results.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(path.read_text()) if path.exists() else {}
         data.setdefault(dataset, {})[res["run"]] = res
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"- Machine: {all_runs[0]['machine'] if all_runs else machine()}",
         "- NOTE: timings were taken on a shared, busy 2-core machine (several other engineers' jobs ran at the "
-        "same time, load average 10+), so seconds are inflated several-fold and noisy; accuracy figures are not "
+        "same time, load average 4-19), so seconds are inflated several-fold and noisy; accuracy figures are not "
         "affected, except that a wall-time cap (`time_budget_s`) may have stopped training early (see epochs). "
         "CPU only: no GPU in this session (the CUDA / mixed-precision path exists but was not measured).",
         "- Commands and dates (UTC) per run:",
