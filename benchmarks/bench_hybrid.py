@@ -48,8 +48,6 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
-
-
 def _fmt(x: float | None, nd: int = 4) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 

@@ -334,8 +334,6 @@ def _server_version(connection) -> str:
 # parent: run the children, print, write the Markdown fragment
 
 
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

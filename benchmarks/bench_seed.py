@@ -39,8 +39,6 @@ SEEDED = re.compile(
 )
 
 
-
-
 def children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime

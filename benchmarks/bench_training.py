@@ -300,8 +300,6 @@ def _child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-
-
 def _pg_up() -> bool:
     try:
         _pg_admin("SELECT 1")

@@ -14,7 +14,9 @@ class Category(models.Model):
 
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=140, unique=True)
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
     description = models.TextField(blank=True)
 
     class Meta:
@@ -150,7 +152,9 @@ class Visitor(models.Model):
     """An anonymous browser, identified by the `rs_vid` cookie; linked to a customer on login."""
 
     id = models.CharField(primary_key=True, max_length=64)
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="visitors")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="visitors"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
 
@@ -162,15 +166,21 @@ class ShoppingSession(models.Model):
     """A visit: a run of activity by one visitor (30 minutes of inactivity ends it)."""
 
     id = models.CharField(primary_key=True, max_length=64)
-    visitor = models.ForeignKey(Visitor, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions")
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions")
+    visitor = models.ForeignKey(
+        Visitor, null=True, blank=True, on_delete=models.CASCADE, related_name="sessions"
+    )
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="sessions"
+    )
     started_at = models.DateTimeField(db_index=True)
     last_seen = models.DateTimeField()
     device = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(last_seen__gte=models.F("started_at")), name="session_time_order"),
+            models.CheckConstraint(
+                condition=Q(last_seen__gte=models.F("started_at")), name="session_time_order"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -189,12 +199,20 @@ class Event(models.Model):
         DWELL = "dwell", "Dwell"
 
     # Which types need a product (search does not).
-    PRODUCT_TYPES = frozenset({"view", "click", "add_to_cart", "remove_from_cart", "purchase", "rate", "dwell"})
+    PRODUCT_TYPES = frozenset(
+        {"view", "click", "add_to_cart", "remove_from_cart", "purchase", "rate", "dwell"}
+    )
 
-    event_id = models.UUIDField(unique=True, default=uuid.uuid4, help_text="Client-supplied id; makes re-sends idempotent.")
+    event_id = models.UUIDField(
+        unique=True, default=uuid.uuid4, help_text="Client-supplied id; makes re-sends idempotent."
+    )
     type = models.CharField(max_length=20, choices=Type.choices)
-    product = models.ForeignKey(Product, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
     visitor_id = models.CharField(max_length=64, blank=True, default="")
     session_id = models.CharField(max_length=64, blank=True, default="")
     timestamp = models.DateTimeField()
@@ -219,13 +237,15 @@ class Event(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(type="search") | Q(product__isnull=False), name="event_product_required_unless_search"
+                condition=Q(type="search") | Q(product__isnull=False),
+                name="event_product_required_unless_search",
             ),
             models.CheckConstraint(
                 condition=Q(customer__isnull=False) | ~Q(visitor_id=""), name="event_has_customer_or_visitor"
             ),
             models.CheckConstraint(
-                condition=Q(rating__isnull=True) | (Q(rating__gte=0) & Q(rating__lte=5)), name="event_rating_range"
+                condition=Q(rating__isnull=True) | (Q(rating__gte=0) & Q(rating__lte=5)),
+                name="event_rating_range",
             ),
         ]
 
@@ -238,7 +258,9 @@ class Order(models.Model):
         PLACED = "placed", "Placed"
         CANCELLED = "cancelled", "Cancelled"
 
-    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
     visitor_id = models.CharField(max_length=64, blank=True, default="")
     session_id = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PLACED)
@@ -269,6 +291,9 @@ class OrderLine(models.Model):
             models.UniqueConstraint(fields=["order", "product"], name="orderline_unique_product_per_order"),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="orderline_quantity_positive"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_id} in order {self.order_id}"
 
     @property
     def line_total(self) -> Decimal:

@@ -48,14 +48,20 @@ class Experiment(models.Model):
     )
     primary_metric = models.CharField(max_length=24, choices=Metric.choices, default=Metric.CTR)
     guardrail_metrics = models.JSONField(
-        default=list, blank=True, help_text="e.g. ['coverage', 'diversity', 'popularity_share', 'latency_p95']"
+        default=list,
+        blank=True,
+        help_text="e.g. ['coverage', 'diversity', 'popularity_share', 'latency_p95']",
     )
     minimum_detectable_effect = models.FloatField(
-        default=0.05, validators=[MinValueValidator(0.001)], help_text="Relative effect to detect, e.g. 0.05 = 5%."
+        default=0.05,
+        validators=[MinValueValidator(0.001)],
+        help_text="Relative effect to detect, e.g. 0.05 = 5%.",
     )
     alpha = models.FloatField(default=0.05, validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)])
     salt = models.CharField(max_length=32, default=_new_salt, editable=False)
-    allocation = models.JSONField(default=list, blank=True, editable=False, help_text="Bucket -> variant id table.")
+    allocation = models.JSONField(
+        default=list, blank=True, editable=False, help_text="Bucket -> variant id table."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -64,7 +70,8 @@ class Experiment(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(traffic_share__gte=0) & Q(traffic_share__lte=1), name="experiment_traffic_share_range"
+                condition=Q(traffic_share__gte=0) & Q(traffic_share__lte=1),
+                name="experiment_traffic_share_range",
             ),
             models.CheckConstraint(
                 condition=Q(holdout_share__gte=0) & Q(holdout_share__lte=0.5), name="experiment_holdout_range"
@@ -85,7 +92,9 @@ class Variant(models.Model):
     strategy = models.CharField(max_length=20, blank=True, default="", choices=Widget.Strategy.choices)
     engine = models.CharField(max_length=32, blank=True, default="")
     model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
-    params = models.JSONField(default=dict, blank=True, help_text="Strategy parameters (e.g. exploration rate).")
+    params = models.JSONField(
+        default=dict, blank=True, help_text="Strategy parameters (e.g. exploration rate)."
+    )
     rules = models.JSONField(
         default=list,
         blank=True,
@@ -114,7 +123,9 @@ class Exposure(models.Model):
     """First time a shopper was shown a variant (the per-impression link is Impression.experiment/variant)."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="exposures")
-    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="exposures")
+    variant = models.ForeignKey(
+        Variant, null=True, blank=True, on_delete=models.CASCADE, related_name="exposures"
+    )
     subject_id = models.CharField(max_length=64, help_text="Customer external id or visitor id.")
     holdout = models.BooleanField(default=False)
     first_exposed_at = models.DateTimeField()

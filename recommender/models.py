@@ -25,8 +25,12 @@ class ModelVersion(models.Model):
         blank=True,
         help_text="npz beside the artifact: product ids by item index, user keys by user index.",
     )
-    metrics = models.JSONField(default=dict, blank=True, help_text="Offline metrics on the held-out temporal split.")
-    data_snapshot = models.JSONField(default=dict, blank=True, help_text="Users, items, events used for training.")
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="Offline metrics on the held-out temporal split."
+    )
+    data_snapshot = models.JSONField(
+        default=dict, blank=True, help_text="Users, items, events used for training."
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
@@ -34,7 +38,9 @@ class ModelVersion(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["engine"], condition=Q(status="active"), name="one_active_version_per_engine")
+            models.UniqueConstraint(
+                fields=["engine"], condition=Q(status="active"), name="one_active_version_per_engine"
+            )
         ]
 
     def __str__(self) -> str:
@@ -66,7 +72,9 @@ class TrainingRun(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_run"
     )
     data_snapshot = models.JSONField(default=dict, blank=True)
-    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase: data, fit, evaluate, save.")
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Seconds per phase: data, fit, evaluate, save."
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -74,7 +82,9 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        constraints = [models.CheckConstraint(condition=Q(progress__lte=100), name="training_progress_max_100")]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="training_progress_max_100")
+        ]
 
     def __str__(self) -> str:
         return f"Run #{self.pk} {self.engine} ({self.status})"
@@ -107,7 +117,9 @@ class Widget(models.Model):
     title = models.CharField(max_length=120)
     placement = models.CharField(max_length=10, choices=Placement.choices)
     strategy = models.CharField(max_length=20, choices=Strategy.choices)
-    engine = models.CharField(max_length=32, blank=True, default="", help_text="Empty: the strategy's default engine.")
+    engine = models.CharField(
+        max_length=32, blank=True, default="", help_text="Empty: the strategy's default engine."
+    )
     model_version = models.ForeignKey(
         ModelVersion,
         null=True,
@@ -118,7 +130,9 @@ class Widget(models.Model):
     )
     num_items = models.PositiveSmallIntegerField(default=8)
     fallback_strategy = models.CharField(max_length=20, choices=Strategy.choices, default=Strategy.TRENDING)
-    params = models.JSONField(default=dict, blank=True, help_text="Strategy parameters (e.g. bandit exploration rate).")
+    params = models.JSONField(
+        default=dict, blank=True, help_text="Strategy parameters (e.g. bandit exploration rate)."
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -126,7 +140,9 @@ class Widget(models.Model):
     class Meta:
         ordering = ["placement", "slug"]
         constraints = [
-            models.CheckConstraint(condition=Q(num_items__gte=1) & Q(num_items__lte=100), name="widget_num_items_range")
+            models.CheckConstraint(
+                condition=Q(num_items__gte=1) & Q(num_items__lte=100), name="widget_num_items_range"
+            )
         ]
 
     def __str__(self) -> str:
@@ -173,7 +189,9 @@ class WidgetRule(models.Model):
         from .rules import rule_params_validate, rule_references_known
 
         try:
-            self.params = rule_params_validate(self.kind, self.params, **rule_references_known(self.kind, self.params))
+            self.params = rule_params_validate(
+                self.kind, self.params, **rule_references_known(self.kind, self.params)
+            )
         except ValidationError as exc:
             raise ValidationError({"params": exc.messages}) from None
 
@@ -190,7 +208,9 @@ class Impression(models.Model):
     visitor_id = models.CharField(max_length=64, blank=True, default="")
     position = models.PositiveSmallIntegerField()
     score = models.FloatField(null=True, blank=True)
-    propensity = models.FloatField(null=True, blank=True, help_text="Probability the policy showed this item here.")
+    propensity = models.FloatField(
+        null=True, blank=True, help_text="Probability the policy showed this item here."
+    )
     engine = models.CharField(max_length=32, blank=True, default="", help_text="Source engine or fallback.")
     reason = models.CharField(max_length=160, blank=True, default="")
     experiment = models.CharField(max_length=64, blank=True, default="", help_text="Experiment slug, if any.")

@@ -40,4 +40,12 @@ def engine_create(name: str, **params: object) -> Engine:
     return engine_class(name)(**params)
 
 
-__all__ = ["REGISTRY", "TORCH_ENGINES", "Engine", "InteractionData", "ItemFeatures", "engine_class", "engine_create"]
+__all__ = [
+    "REGISTRY",
+    "TORCH_ENGINES",
+    "Engine",
+    "InteractionData",
+    "ItemFeatures",
+    "engine_class",
+    "engine_create",
+]

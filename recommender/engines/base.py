@@ -127,7 +127,9 @@ class Engine(Protocol):
     def get_params(self) -> dict[str, Any]: ...
 
 
-def top_k(scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def top_k(
+    scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-k per row of a dense (n, n_items) score matrix, best first, masking `exclude[i]` in row i.
 
     Returns (ids, scores) shaped (n, k); when a row has fewer than k allowed items the tail is
@@ -154,7 +156,9 @@ def top_k(scores: np.ndarray, k: int, exclude: Sequence[np.ndarray] | None = Non
     return ids, vals
 
 
-def default_exclude(histories: Sequence[np.ndarray], exclude: Sequence[np.ndarray] | None) -> Sequence[np.ndarray]:
+def default_exclude(
+    histories: Sequence[np.ndarray], exclude: Sequence[np.ndarray] | None
+) -> Sequence[np.ndarray]:
     """`exclude` if given, else each history itself (already-seen items are not recommended)."""
     return histories if exclude is None else exclude
 

@@ -101,6 +101,7 @@ def database_pool_enable(databases: dict) -> None:
         "timeout": 10,
     }
 
+
 # --- Redis: cache, Celery broker/result backend, channel layer ---
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
