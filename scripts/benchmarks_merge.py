@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = ROOT / "docs" / "benchmarks"
-ORDER = ["offline", "torch", "hybrid", "ingest", "seed", "training", "serving", "simulation"]
+INCLUDED = {"simulation_investigation"}
+ORDER = ["summary", "offline", "torch", "hybrid", "ingest", "seed", "training", "serving", "simulation"]
 
 HEADER = """# Benchmarks
 
@@ -23,7 +24,8 @@ the same run are the figures to compare. No GPU was available in the sessions th
 
 def main() -> None:
     names = [n for n in ORDER if (FRAGMENTS / f"{n}.md").exists()]
-    names += sorted(p.stem for p in FRAGMENTS.glob("*.md") if p.stem not in ORDER)
+    # simulation_investigation.md is appended to simulation.md by bench_simulation.py itself.
+    names += sorted(p.stem for p in FRAGMENTS.glob("*.md") if p.stem not in ORDER and p.stem not in INCLUDED)
     parts = [HEADER, "## Contents\n"]
     bodies = []
     for name in names:
