@@ -60,6 +60,17 @@ def _als_solver(factors: int, regularization: float, alpha: float, item_factors:
     return m
 
 
+def _implicit_fit(model_cls: type, matrix: sp.spmatrix, *, use_gpu: bool, **params: Any) -> Any:
+    """Fit an `implicit` model on a (n_users, n_items) matrix; CPU factors are returned either way."""
+    gpu = use_gpu and _gpu_available()
+    with _blas_single_thread():  # implicit parallelises itself; nested BLAS threads only slow it down
+        model = model_cls(use_gpu=gpu, **params, **({} if gpu else {"num_threads": _threads()}))
+        model.fit(sp.csr_matrix(matrix, dtype=np.float32), show_progress=False)
+    if gpu and hasattr(model, "to_cpu"):
+        model = model.to_cpu()
+    return model
+
+
 class _FactorEngine:
     """Shared scoring / persistence for the factor models (subclasses set `item_factors_`)."""
 
@@ -183,21 +194,16 @@ class ALSEngine(_FactorEngine):
     def fit(self, data: InteractionData) -> ALSEngine:
         from implicit.als import AlternatingLeastSquares
 
-        x = sp.csr_matrix(data.matrix, dtype=np.float32)
-        gpu = self.use_gpu and _gpu_available()
-        with _blas_single_thread():  # implicit parallelises itself; nested BLAS threads only slow it down
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.random_state,
-                use_gpu=gpu,
-                **({} if gpu else {"num_threads": _threads()}),
-            )
-            model.fit(x, show_progress=False)
-        if gpu and hasattr(model, "to_cpu"):
-            model = model.to_cpu()
+        model = _implicit_fit(
+            AlternatingLeastSquares,
+            data.matrix,
+            use_gpu=self.use_gpu,
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
         self._solver = None
@@ -280,21 +286,16 @@ class BPREngine(_FactorEngine):
     def fit(self, data: InteractionData) -> BPREngine:
         from implicit.bpr import BayesianPersonalizedRanking
 
-        x = sp.csr_matrix(data.matrix, dtype=np.float32)
-        gpu = self.use_gpu and _gpu_available()
-        with _blas_single_thread():
-            model = BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                random_state=self.random_state,
-                use_gpu=gpu,
-                **({} if gpu else {"num_threads": _threads()}),
-            )
-            model.fit(x, show_progress=False)
-        if gpu and hasattr(model, "to_cpu"):
-            model = model.to_cpu()
+        model = _implicit_fit(
+            BayesianPersonalizedRanking,
+            data.matrix,
+            use_gpu=self.use_gpu,
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+        )
         # implicit appends a bias column: item_factors[:, -1] = item bias, user_factors[:, -1] = 1
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
