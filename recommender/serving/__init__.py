@@ -43,16 +43,16 @@ from django.utils import timezone
 
 from catalog.models import Category, Customer, Event, OrderLine, Product
 
-from .models import Impression, ModelVersion, Widget, WidgetRule
-from .rules import Candidate, ProductAttrs, RuleContext, RuleOutcome, RuleSpec, rules_apply
-from .services import (
+from recommender.models import Impression, ModelVersion, Widget, WidgetRule
+from recommender.rules import Candidate, ProductAttrs, RuleContext, RuleOutcome, RuleSpec, rules_apply
+from recommender.services import (
     REGISTRY_GENERATION_KEY,
     LoadedModel,
     model_version_active,
     model_version_load,
     model_version_loaded_clear,
 )
-from .strategies import strategy_engine
+from recommender.strategies import strategy_engine
 
 logger = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def widget_enabled_get(slug: str) -> Widget | None:
     """`recommender.selectors.widget_get_enabled` (the widget with its enabled rules), memoised per process:
     a save of the widget or of a rule shows at once in the saving process and within about a second in
     the others (widget generation), within the memo's TTL when the cache is down."""
-    from .selectors import widget_get_enabled
+    from recommender.selectors import widget_get_enabled
 
     ttl = serving_memo_seconds()
     if ttl <= 0:
@@ -277,7 +277,7 @@ def _widget_changed(sender: Any, instance: Any, **_: Any) -> None:
 
     def forget() -> None:
         if slug is not None and time.monotonic() >= _cache_down_until:
-            from .selectors import widget_cache_key
+            from recommender.selectors import widget_cache_key
 
             try:
                 cache.delete(widget_cache_key(slug))
