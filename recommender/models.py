@@ -226,3 +226,27 @@ class Impression(models.Model):
 
     def __str__(self) -> str:
         return f"Impression {self.id} (widget {self.widget_id}, product {self.product_id}, position {self.position})"
+
+
+class DecisionTraceRecord(models.Model):
+    """The decision trace of one served list (`recommender.serving.trace.DecisionTrace.to_json()`), written in
+    the same bulk write as the list's impressions. Attributions are not stored: they are recomputed from the
+    trace's model versions and shopper history (`recommender.explain`). Rows older than
+    RECSITE_TRACE_RETENTION_DAYS are deleted by a periodic task (recommender.tasks)."""
+
+    request_id = models.UUIDField(unique=True)
+    widget = models.ForeignKey(Widget, on_delete=models.CASCADE, related_name="decision_traces")
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
+    visitor_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(db_index=True)
+    trace = models.JSONField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["customer", "created_at"]),
+            models.Index(fields=["visitor_id", "created_at"]),
+            models.Index(fields=["widget", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Decision trace {self.request_id} (widget {self.widget_id})"

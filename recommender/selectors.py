@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,6 +18,7 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    Q,
     Subquery,
     Sum,
     Value,
@@ -28,7 +30,8 @@ from django.utils import timezone
 from catalog.models import Customer, Event, Order, OrderLine, Product
 
 from . import serving
-from .models import Impression, Widget
+from .models import DecisionTraceRecord, Impression, Widget
+from .serving.trace import DecisionTrace
 
 logger = logging.getLogger(__name__)
 
@@ -277,3 +280,42 @@ def widget_cache_forget(*, slugs: list[str]) -> None:
         cache.delete_many([widget_cache_key(s) for s in slugs])
     except Exception:  # a dead cache holds nothing to forget
         logger.warning("cache unavailable forgetting widgets %s", slugs, exc_info=True)
+
+
+# ---------------------------------------------------------------------------------------------- decision traces
+
+
+def decision_trace_get(*, request_id: uuid.UUID | str) -> DecisionTrace | None:
+    """The stored decision trace of one served list (its impressions' `request_id`), or None when it was
+    never recorded (RECSITE_TRACE_RECORD off, an admin preview) or has been purged. A malformed id is None too."""
+    try:
+        rid = uuid.UUID(str(request_id))
+    except (TypeError, ValueError, AttributeError):
+        return None
+    row = DecisionTraceRecord.objects.filter(request_id=rid).values_list("trace", flat=True).first()
+    return DecisionTrace.from_json(row) if row is not None else None
+
+
+def decision_traces_list(
+    *,
+    customer_id: int | None = None,
+    visitor: str | None = None,
+    widget: str | None = None,
+    limit: int = 50,
+) -> list[DecisionTrace]:
+    """Stored decision traces, newest first, of a customer and/or a visitor (either matches when both are
+    given), optionally of one widget (slug); at most `limit` (1..1000). With neither customer nor visitor,
+    the newest traces of the widget (or of all widgets)."""
+    limit = max(1, min(int(limit), 1000))
+    qs = DecisionTraceRecord.objects.all()
+    who = Q()
+    if customer_id is not None:
+        who |= Q(customer_id=customer_id)
+    if visitor:
+        who |= Q(visitor_id=visitor[:64])
+    if who:
+        qs = qs.filter(who)
+    if widget:
+        qs = qs.filter(widget__slug=widget)
+    rows = qs.order_by("-created_at", "-id").values_list("trace", flat=True)[:limit]
+    return [DecisionTrace.from_json(t) for t in rows]

@@ -12,6 +12,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,27 @@ def model_version_loaded_clear() -> None:
     """Forget the process-local cache of loaded engines (tests, or after replacing an artifact)."""
     with _loaded_lock:
         _loaded.clear()
+
+
+# ------------------------------------------------------------------------------------ decision traces
+
+
+def decision_traces_purge(*, older_than_days: int | None = None) -> int:
+    """Delete stored decision traces older than `older_than_days` (default RECSITE_TRACE_RETENTION_DAYS;
+    0 or less keeps everything). Returns the number of rows deleted. Run daily by Celery beat."""
+    from django.conf import settings
+
+    from .models import DecisionTraceRecord
+
+    days = int(
+        older_than_days
+        if older_than_days is not None
+        else getattr(settings, "RECSITE_TRACE_RETENTION_DAYS", 90)
+    )
+    if days <= 0:
+        return 0
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = DecisionTraceRecord.objects.filter(created_at__lt=cutoff).delete()
+    if deleted:
+        logger.info("purged %s decision traces older than %s days", deleted, days)
+    return deleted

@@ -37,4 +37,13 @@ def retrain_if_events_task() -> list[int]:
     return [run.pk for run in training.training_runs_create_if_events()]
 
 
+@shared_task(name="recommender.tasks.decision_traces_purge_task")
+def decision_traces_purge_task() -> int:
+    """Delete decision traces older than RECSITE_TRACE_RETENTION_DAYS (daily, django-celery-beat task
+    created by migration recommender 0003). Idempotent."""
+    from .services import decision_traces_purge
+
+    return decision_traces_purge()
+
+
 from .batch import batch_inference_task  # noqa: E402,F401  (batch inference; registered with Celery here)

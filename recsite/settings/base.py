@@ -232,6 +232,10 @@ LOGGING = {
 # process (bulk inserts every 0.5 s), what `make serve` uses. Batch-precomputed candidates live this long.
 RECSITE_IMPRESSIONS_ASYNC = env.bool("RECSITE_IMPRESSIONS_ASYNC", default=False)
 RECSITE_BATCH_TTL = env.int("RECSITE_BATCH_TTL", default=24 * 3600)
+# Decision traces (why each served list looks the way it does) are stored with the impressions, and
+# deleted after this many days by a daily Celery beat task (0 = keep forever).
+RECSITE_TRACE_RECORD = env.bool("RECSITE_TRACE_RECORD", default=True)
+RECSITE_TRACE_RETENTION_DAYS = env.int("RECSITE_TRACE_RETENTION_DAYS", default=90)
 # Per-process memo of the serving hot path, in seconds (0 = off): active model versions and widgets (a
 # promotion or widget edit still shows within about 1 s through the generation counters), and the product
 # attributes the rules read (stock, price, active flag: edits reach the rules within this TTL).
