@@ -132,12 +132,15 @@ class ProductAdmin(admin.ModelAdmin):
             return "-"
         return format_html('<img src="{}" alt="" style="max-height:120px">', obj.image_url)
 
-    @admin.action(description="Activate selected products")
+    @admin.action(description="Activate selected products", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         n = queryset.update(is_active=True)
         self.message_user(request, f"{n} product(s) activated.", messages.SUCCESS)
 
-    @admin.action(description="Deactivate selected products (hidden from the shop and recommendations)")
+    @admin.action(
+        description="Deactivate selected products (hidden from the shop and recommendations)",
+        permissions=["change"],
+    )
     def deactivate(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
         n = queryset.update(is_active=False)
         self.message_user(request, f"{n} product(s) deactivated.", messages.SUCCESS)

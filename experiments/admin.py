@@ -10,7 +10,7 @@ import math
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -197,8 +197,7 @@ class ExperimentAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(back)
         if not self.has_change_permission(request, exp):
-            messages.error(request, "You do not have permission to change this experiment.")
-            return HttpResponseRedirect(back)
+            raise PermissionDenied  # roles: only Merchandisers (and superusers) run experiments
         actions = {"start": experiment_start, "pause": experiment_pause, "stop": experiment_stop}
         fn = actions.get(action)
         if fn is None:
@@ -215,6 +214,8 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     def results_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         exp = get_object_or_404(Experiment.objects.prefetch_related("variants", "widgets"), pk=pk)
+        if not self.has_view_permission(request, exp):
+            raise PermissionDenied
         res = experiment_results(experiment=exp)
         rows = []
         for metric in METRICS:
@@ -260,6 +261,8 @@ class ExperimentAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/experiments/experiment/results.html", context)
 
     def calculator_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         form = CalculatorForm(request.GET or None)
         result = None
         if form.is_valid():

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "recommender",
     "experiments",
     "chatbot",
+    "recsite",  # last: its post_migrate grants the role groups every app's permissions (recsite/roles.py)
 ]
 
 MIDDLEWARE = [

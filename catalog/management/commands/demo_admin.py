@@ -6,12 +6,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import NoReverseMatch, reverse
 
 from catalog.services.seed import demo_logins_create
+from recsite.roles import demo_role_users_create
 
 
 class Command(BaseCommand):
     help = (
         "Create or reset the superuser 'admin' with a new random password, and link demo shopper users "
-        "(shopper1..N) to seeded customers with purchase history; prints the logins."
+        "(shopper1..N) to seeded customers with purchase history, and one staff user per role "
+        "(merchandiser, support, analyst: recsite/roles.py); prints the logins."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -35,6 +37,8 @@ class Command(BaseCommand):
         except NoReverseMatch:
             login_path = "/account/login/"
         self.stdout.write(f"Admin login: {base}/admin/  user: {admin.username}  password: {admin.password}")
+        for role, username, password in demo_role_users_create():
+            self.stdout.write(f"{role} login: {base}/admin/  user: {username}  password: {password}")
         for s in shoppers:
             self.stdout.write(
                 f"Demo shopper login: {base}{login_path}  user: {s.username}  password: {s.password}  "
