@@ -2,8 +2,10 @@
 
 No Django imports. Training is implicit's CPU code (`implicit.gpu` is used only when CUDA support is built
 in and `use_gpu=True`). Histories of users unseen at training time -- and the longer histories of known
-users at test time -- are *folded in*: implicit's `recalculate_user` solves each user's least-squares
-problem against the fixed item factors, which is exactly the ALS user step.
+users at test time -- are *folded in*: each user's least-squares problem is solved against the fixed item
+factors, which is exactly the ALS user step (the formula of implicit's `recalculate_user`, see
+`fold_in_system`), in float64 numpy rather than implicit's float32 kernel so that the per-history-item
+decomposition of the score (`recommender.explain.history`) reproduces the served score to float rounding.
 """
 
 from __future__ import annotations
@@ -43,21 +45,47 @@ def _gpu_available() -> bool:
         return False
 
 
-def _als_solver(factors: int, regularization: float, alpha: float, item_factors: np.ndarray):
-    """A CPU ALS model holding `item_factors`, used for implicit's fold-in (`recalculate_user`)."""
-    from implicit.cpu.als import AlternatingLeastSquares
+def fold_in_system(
+    item_factors: np.ndarray,
+    items: np.ndarray,
+    weights: np.ndarray,
+    *,
+    alpha: float,
+    regularization: float,
+    gram: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ALS user step for one history (Hu, Koren & Volinsky 2008; implicit's `user_linear_equation`):
 
-    with _blas_single_thread():
-        m = AlternatingLeastSquares(
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            num_threads=_threads(),
-            random_state=0,
-        )
-    m.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
-    m.user_factors = np.zeros((1, factors), dtype=np.float32)
-    return m
+        A = Y'Y + reg I + sum_j (c_j - 1) y_j y_j'      c_j = alpha * w_j (confidence of history item j)
+        b = sum_j c_j y_j                               user vector u = A^-1 b
+
+    item_factors Y (n_items, d) float64; items/weights (m,) the history's distinct items and input weights.
+    Returns (A (d, d), c (m,)). `gram` = Y'Y + reg I when precomputed.
+    """
+    c = alpha * np.asarray(weights, dtype=np.float64)
+    if gram is None:
+        gram = item_factors.T @ item_factors + regularization * np.eye(item_factors.shape[1])
+    yh = item_factors[items]
+    return gram + (yh * (c - 1.0)[:, None]).T @ yh, c
+
+
+def least_squares_fold_in(
+    item_factors: np.ndarray, histories: sp.csr_matrix, *, alpha: float, regularization: float
+) -> np.ndarray:
+    """(n, d) float64 user vectors u = A^-1 b (`fold_in_system`) for each row of a (n, n_items) weights CSR."""
+    y = np.asarray(item_factors, dtype=np.float64)
+    d = y.shape[1]
+    gram = y.T @ y + regularization * np.eye(d)
+    h = sp.csr_matrix(histories)
+    out = np.zeros((h.shape[0], d), dtype=np.float64)
+    for r in range(h.shape[0]):
+        a, b = h.indptr[r], h.indptr[r + 1]
+        if a == b:
+            continue  # empty history: b = 0, u = 0
+        items, w = h.indices[a:b], h.data[a:b]
+        mat, c = fold_in_system(y, items, w, alpha=alpha, regularization=regularization, gram=gram)
+        out[r] = np.linalg.solve(mat, c @ y[items])
+    return out
 
 
 def _implicit_fit(model_cls: type, matrix: sp.spmatrix, *, use_gpu: bool, **params: Any) -> Any:
@@ -92,7 +120,7 @@ class _FactorEngine:
         """(n, n_items) dot products between the folded-in user vectors and the item factors."""
         self._check()
         u = self._user_vectors(histories, users)
-        return np.asarray(u @ self.item_factors_.T, dtype=np.float32)
+        return np.asarray(u @ np.asarray(self.item_factors_, dtype=u.dtype).T, dtype=np.float32)
 
     def recommend(
         self,
@@ -178,7 +206,6 @@ class ALSEngine(_FactorEngine):
         self.use_gpu = bool(use_gpu)
         self.item_factors_ = None
         self.user_factors_ = None
-        self._solver = None
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -206,14 +233,13 @@ class ALSEngine(_FactorEngine):
         )
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self._solver = None
         return self
 
     def _user_vectors(self, histories: Sequence[np.ndarray], users: np.ndarray | None) -> np.ndarray:
-        if self._solver is None:
-            self._solver = _als_solver(self.factors, self.regularization, self.alpha, self.item_factors_)
         h = weighted_histories(histories, self.item_factors_.shape[0], self.history_decay)
-        return self._solver.recalculate_user(np.arange(len(histories)), h.astype(np.float32))
+        return least_squares_fold_in(
+            self.item_factors_, h, alpha=self.alpha, regularization=self.regularization
+        )
 
 
 class BPREngine(_FactorEngine):
@@ -268,7 +294,6 @@ class BPREngine(_FactorEngine):
         self.use_gpu = bool(use_gpu)
         self.item_factors_ = None
         self.user_factors_ = None
-        self._solver = None
 
     def get_params(self) -> dict[str, Any]:
         return {
@@ -299,16 +324,15 @@ class BPREngine(_FactorEngine):
         # implicit appends a bias column: item_factors[:, -1] = item bias, user_factors[:, -1] = 1
         self.item_factors_ = np.asarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.asarray(model.user_factors, dtype=np.float32)
-        self._solver = None
         return self
 
     def _user_vectors(self, histories: Sequence[np.ndarray], users: np.ndarray | None) -> np.ndarray:
-        n_items, d = self.item_factors_.shape
+        n_items = self.item_factors_.shape[0]
         h = weighted_histories(histories, n_items, self.history_decay)
         if self.fold_in == "least_squares":
-            if self._solver is None:
-                self._solver = _als_solver(d, self.fold_in_regularization, 1.0, self.item_factors_)
-            return self._solver.recalculate_user(np.arange(len(histories)), h.astype(np.float32))
+            return least_squares_fold_in(
+                self.item_factors_, h, alpha=1.0, regularization=self.fold_in_regularization
+            )
         sums = np.asarray(h.sum(axis=1)).ravel()
         sums[sums == 0] = 1.0
         u = np.asarray((sp.diags(1.0 / sums) @ h) @ self.item_factors_, dtype=np.float32)

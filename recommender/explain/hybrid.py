@@ -1,4 +1,4 @@
-"""Why did the hybrid engine rank an item where it did? SHAP attributions over its LightGBM ranker.
+"""Why did the hybrid engine rank an item where it did? TreeSHAP attributions over its LightGBM ranker.
 
 Pure Python (shap / numpy). No Django imports. Support staff read the result in the admin, so the
 feature names are the hybrid's human-readable names and `Explanation.summary` is one plain sentence.
@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from recommender.ranker import feature_phrase
+
+from .attribution import Contribution, ItemAttribution
 
 
 @dataclass(frozen=True)
@@ -152,3 +154,41 @@ def explanation_summary(exp: Explanation, *, max_reasons: int = 3, min_contribut
     else:
         return "Scored about average: no single signal stands out."
     return "; ".join(parts)
+
+
+def hybrid_attributions(
+    engine: Any,
+    history: Sequence[int] | np.ndarray,
+    items: Sequence[int] | np.ndarray,
+    *,
+    user: int | None = None,
+    item_ids: np.ndarray | None = None,
+) -> list[ItemAttribution]:
+    """`explain_many` in the common `ItemAttribution` shape (score_kind "ranker raw score").
+
+    Contributions are the ranker's named features (largest |SHAP| first) with the feature's value for the
+    pair; `base_value + sum(contributions) == score`, the ranker's raw score (TreeSHAP is exact for
+    trees). `item_ids` maps item indices to external ids (identity when None).
+    """
+    out = []
+    for exp in explain_many(engine, history, items, user=user):
+        out.append(
+            ItemAttribution(
+                product_id=int(item_ids[exp.item]) if item_ids is not None else int(exp.item),
+                score=exp.raw_score,
+                base_value=exp.base_value,
+                contributions=tuple(
+                    Contribution(name=n, value=c, feature_value=None if math.isnan(v) else v)
+                    for n, v, c in exp.contributions
+                ),
+                method="tree-shap",
+                score_kind="ranker raw score",
+                summary=exp.summary()
+                + (
+                    f" Proposed by: {', '.join(exp.sources)}."
+                    if exp.sources
+                    else " No base model proposed it."
+                ),
+            )
+        )
+    return out
