@@ -200,6 +200,18 @@ ADMIN_URLS: dict[str, UrlAccess] = {
         SUPERUSER, MERCHANDISERS, method="POST", kwargs={"pk": "<experiments.experiment>", "action": "start"}
     ),
     "admin:experiments_experiment_calculator": _u(SUPERUSER, MERCHANDISERS, ANALYSTS),
+    # --- support console (recommender/support): shopper pages need view_explanations + view_customer,
+    # model pages view_explanations + view_modelversion
+    "support:lookup": _u(SUPERUSER, SUPPORT, ANALYSTS),
+    "support:customer": _u(SUPERUSER, SUPPORT, ANALYSTS, kwargs={"customer_id": "<catalog.customer>"}),
+    "support:visitor": _u(SUPERUSER, SUPPORT, ANALYSTS, kwargs={"visitor": "v-matrix"}),
+    "support:trace": _u(
+        SUPERUSER, SUPPORT, ANALYSTS, kwargs={"request_id": "6d3c9d2e-1c3b-4c57-9d63-5c9f2f1a0b11"}
+    ),
+    "support:model": _u(*_ALL, kwargs={"pk": "<recommender.modelversion>"}),
+    "support:model_compare": _u(
+        *_ALL, query="a=<recommender.modelversion>&b=<recommender.modelversion>&sample=10"
+    ),
 }
 
 # Admin actions other than delete_selected: "app.model:action" -> who gets it.

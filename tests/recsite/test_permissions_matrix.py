@@ -69,7 +69,14 @@ def _world() -> dict[str, object]:
     from catalog.models import ShoppingSession, Visitor
     from chatbot.models import Conversation, Message
     from experiments.models import Experiment, Exposure, Variant
-    from recommender.models import Impression, ModelVersion, TrainingRun, Widget, WidgetRule
+    from recommender.models import (
+        DecisionTraceRecord,
+        Impression,
+        ModelVersion,
+        TrainingRun,
+        Widget,
+        WidgetRule,
+    )
 
     now = timezone.now()
     product = ProductFactory()
@@ -78,7 +85,7 @@ def _world() -> dict[str, object]:
     session = ShoppingSession.objects.create(
         id="s-matrix", visitor=visitor, customer=customer, started_at=now, last_seen=now
     )
-    event = EventFactory(product=product, customer=customer)
+    event = EventFactory(product=product, customer=customer, visitor_id="v-matrix")
     order = OrderFactory(customer=customer, total=Decimal("19.99"))
     line = OrderLineFactory(order=order, product=product)
     version = ModelVersion.objects.create(engine="ease", status=ModelVersion.Status.ACTIVE, promoted_at=now)
@@ -138,23 +145,13 @@ def _world() -> dict[str, object]:
         "chatbot.conversation": conversation,
         "chatbot.message": message,
     }
-    try:  # the decision-trace store (recommender.DecisionTraceRecord), where it exists
-        from recommender.models import DecisionTraceRecord
-
-        rows["recommender.decisiontracerecord"] = DecisionTraceRecord.objects.create(
-            request_id=impression.request_id,
-            widget=widget,
-            customer=customer,
-            created_at=now,
-            trace={
-                "request_id": str(impression.request_id),
-                "widget": "matrix",
-                "strategy": "popular",
-                "k": 1,
-            },
-        )
-    except ImportError:
-        pass
+    rows["recommender.decisiontracerecord"] = DecisionTraceRecord.objects.create(
+        request_id=impression.request_id,
+        widget=widget,
+        customer=customer,
+        created_at=now,
+        trace={"request_id": str(impression.request_id), "widget": "matrix", "strategy": "popular", "k": 1},
+    )
     return rows
 
 
