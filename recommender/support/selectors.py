@@ -579,9 +579,10 @@ def model_version_attributions(
             methods.add(str(exp.get("method", "")))
             kinds.add(str(exp.get("score_kind", "")))
             for c in exp.get("contributions", ()):
-                value = float(c.get("value", 0.0))
-                if not math.isfinite(value):
-                    continue
+                value = c.get("value")
+                if not isinstance(value, int | float) or not math.isfinite(value):
+                    continue  # an attribution the explainer could not compute (JSON null)
+                value = float(value)
                 st = stats.setdefault(_group_name(c), FeatureStat(_group_name(c)))
                 st.n += 1
                 st.mean_abs += abs(value)
@@ -611,3 +612,54 @@ def _from_version(item: Any, version: ModelVersion) -> bool:
     if any(s.model_version_id is not None for s in item.sources):
         return False
     return item.tier == 0 and item.engine == version.engine
+
+
+# ------------------------------------------------------------------------------------ explain command
+
+
+def customer_trace_get(
+    *, customer_external_id: str, widget_slug: str, impression_id: str = ""
+) -> DecisionTrace:
+    """The decision trace behind `manage.py explain`: the stored trace of the list that contained
+    `impression_id` (which must have been shown to this customer in this widget), or, without an
+    impression, the list the customer would be shown now (served with log=False). Raises ShopperNotFound
+    with the reason for an unknown customer, widget or impression, or a trace that is not stored."""
+    customer = Customer.objects.filter(external_id=customer_external_id).first()
+    if customer is None:
+        raise ShopperNotFound(f"No customer with external id {customer_external_id!r}.")
+    widget = Widget.objects.filter(slug=widget_slug).first()
+    if widget is None:
+        slugs = ", ".join(Widget.objects.order_by("slug").values_list("slug", flat=True)[:30]) or "none yet"
+        raise ShopperNotFound(f"No widget {widget_slug!r}. Widgets: {slugs}.")
+    if not impression_id:
+        from recommender.serving import recommendations_get
+
+        collected: list[DecisionTrace] = []
+        recommendations_get(widget=widget, customer=customer, log=False, trace=collected)
+        if not collected:
+            raise ShopperNotFound("Serving returned no decision trace.")
+        return collected[-1]
+    value = _uuid(impression_id)
+    if value is None:
+        raise ShopperNotFound(
+            f"--impression must be an impression id like 6d3c9d2e-1c3b-4c57-9d63-5c9f2f1a0b11 (got {impression_id!r})."
+        )
+    impression = Impression.objects.filter(pk=value).select_related("widget", "customer").first()
+    if impression is None:
+        raise ShopperNotFound(f"No impression {impression_id}.")
+    if impression.customer_id != customer.pk:
+        shown_to = impression.customer.external_id if impression.customer else "an anonymous visitor"
+        raise ShopperNotFound(
+            f"Impression {impression_id} was not shown to customer {customer_external_id!r} (it was shown to {shown_to})."
+        )
+    if impression.widget_id != widget.pk:
+        raise ShopperNotFound(
+            f"Impression {impression_id} belongs to widget {impression.widget.slug!r}, not {widget_slug!r}."
+        )
+    trace = decision_trace_get(request_id=impression.request_id)
+    if trace is None:
+        raise ShopperNotFound(
+            f"No decision trace is stored for impression {impression_id} (request {impression.request_id}): it "
+            "was shown before traces were recorded, or its trace was purged after the retention period."
+        )
+    return trace

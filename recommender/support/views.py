@@ -7,6 +7,7 @@ again with a message saying what to type, never a 500.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.contrib import admin
@@ -133,19 +134,24 @@ def visitor_view(request: HttpRequest, visitor: str) -> HttpResponse:
 # --------------------------------------------------------------------------------------------- traces
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _explained_block(explained: ExplainedTrace, *, prefix: str) -> dict[str, Any]:
     rows = trace_items_view(explained=explained)
     for row in rows:
         exp = row["explanation"]
-        if exp is not None and row["contributions"]:
+        contributions = [
+            (c.get("name", "?"), float(c["value"])) for c in row["contributions"] if _finite(c.get("value"))
+        ]
+        if exp is not None and contributions and _finite(exp.get("base_value")):
             row["waterfall"] = mark_safe(
                 charts.waterfall_svg(
-                    base_value=float(exp.get("base_value", 0.0)),
-                    contributions=[
-                        (c.get("name", "?"), float(c.get("value", 0.0))) for c in row["contributions"]
-                    ],
-                    score=float(exp["score"]) if exp.get("score") is not None else None,
-                    title=f"{row['product']['title']} ({exp.get('score_kind', 'score')})",
+                    base_value=float(exp["base_value"]),
+                    contributions=contributions,
+                    score=float(exp["score"]) if _finite(exp.get("score")) else None,
+                    title=f"{row['product']['title']} ({exp.get('score_kind') or 'score'})",
                 )
             )
         row["anchor"] = f"{prefix}-{row['product_id']}"
@@ -156,6 +162,7 @@ def _explained_block(explained: ExplainedTrace, *, prefix: str) -> dict[str, Any
         "trace": trace,
         "explanation": explained.explanation,
         "error": explained.error,
+        "warnings": (explained.explanation or {}).get("warnings", ()),
         "rows": rows,
         "history": [
             {
