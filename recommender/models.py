@@ -250,3 +250,34 @@ class DecisionTraceRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Decision trace {self.request_id} (widget {self.widget_id})"
+
+
+class EngineChoice(models.Model):
+    """Which engine serves a strategy (today: "personalized"): the winner of the shop's own held-out
+    evaluation at training time, unless a merchandiser overrides it. `figures` keeps the comparison
+    (per engine: model version, metrics, held-out period) so the admin can show why."""
+
+    strategy = models.CharField(max_length=20, unique=True, choices=Widget.Strategy.choices)
+    engine = models.CharField(
+        max_length=32, blank=True, default="", help_text="Winner of the last evaluation (empty: none yet)."
+    )
+    metric = models.CharField(max_length=32, default="ndcg@10")
+    figures = models.JSONField(default=dict, blank=True, help_text="Per engine: version, metrics, period.")
+    decision = models.CharField(max_length=255, blank=True, default="")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    override = models.CharField(
+        max_length=32, blank=True, default="", help_text="A merchandiser's choice; empty follows the evaluation."
+    )
+    override_by = models.CharField(max_length=150, blank=True, default="")
+    override_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["strategy"]
+
+    def __str__(self) -> str:
+        return f"{self.strategy}: {self.effective_engine or 'default'}"
+
+    @property
+    def effective_engine(self) -> str:
+        """The engine serving the strategy: the override when set, else the evaluation's winner."""
+        return self.override or self.engine

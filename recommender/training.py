@@ -41,6 +41,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,9 @@ from recommender.engines import REGISTRY, TORCH_ENGINES, Engine, engine_class, e
 from recommender.evaluation.metrics import accuracy_at_k, coverage, hit_matrix
 
 from .data import ShopData, ShopSplit, interaction_data_from_events, shop_temporal_split
-from .models import ModelVersion, TrainingRun, Widget
+from .models import EngineChoice, ModelVersion, TrainingRun, Widget
 from .services import ModelArtifactError, model_version_active, model_version_load, model_version_promote
-from .strategies import engines_needed
+from .strategies import CHOICE_CANDIDATES, choice_candidates, engine_choice_memo_clear, engines_needed
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +194,13 @@ def _json_safe(value: Any) -> Any:
     return str(value)
 
 
-def training_run_execute(*, run_id: int, progress: ProgressCallback | None = None) -> TrainingRun | None:
+def training_run_execute(
+    *, run_id: int, progress: ProgressCallback | None = None, data: TrainingInput | None = None
+) -> TrainingRun | None:
     """Execute a queued run to the end (see the module docstring). Returns the run, None if it is gone.
 
+    `data`: events already read for this batch of runs (`training_input_load`), so that `train --all`
+    reads the events and splits them once for every engine; None reads them now.
     Never raises for a training failure (the run is marked failed instead); re-raises interrupts
     (KeyboardInterrupt, SystemExit) after marking the run failed.
     """
@@ -217,7 +222,7 @@ def training_run_execute(*, run_id: int, progress: ProgressCallback | None = Non
     timings: dict[str, float] = {}
     stored: list[tuple[Any, str]] = []  # (storage, name) written so far, deleted on failure
     try:
-        _run(run, report, timings, stored)
+        _run(run, report, timings, stored, data)
     except BaseException as exc:
         for storage, name in stored:
             try:
@@ -245,7 +250,41 @@ def training_run_execute(*, run_id: int, progress: ProgressCallback | None = Non
         if interrupted:
             raise
     run.refresh_from_db()
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        for strategy in CHOICE_CANDIDATES:
+            if run.engine in choice_candidates(strategy):
+                engine_choice_decide(strategy=strategy)
     return run
+
+
+@dataclass
+class TrainingInput:
+    """The events of one training batch: read once, split once, shared by every run of the batch.
+
+    shop:       the weighted events as engine data (`interaction_data_from_events`)
+    high_water: the largest Event id when they were read (new-events retraining counts from it)
+    """
+
+    shop: ShopData
+    high_water: int
+    _split: ShopSplit | None = field(default=None, repr=False)
+
+    def split(self) -> ShopSplit:
+        """The held-out temporal split (settings RECSITE_EVAL_TEST_FRACTION / _MAX_USERS), computed once:
+        every engine of the batch is evaluated on the same held-out events."""
+        if self._split is None:
+            self._split = shop_temporal_split(
+                self.shop,
+                test_fraction=settings.RECSITE_EVAL_TEST_FRACTION,
+                max_test_users=settings.RECSITE_EVAL_MAX_USERS,
+            )
+        return self._split
+
+
+def training_input_load() -> TrainingInput:
+    """Read the shop's events for training (one query batch; see recommender.data)."""
+    high_water = Event.objects.aggregate(m=Max("id"))["m"] or 0
+    return TrainingInput(shop=interaction_data_from_events(), high_water=high_water)
 
 
 class _Timer:
@@ -259,15 +298,21 @@ class _Timer:
         self.timings[self.phase] = round(time.perf_counter() - self.t0, 3)
 
 
-def _run(run: TrainingRun, report: _Reporter, timings: dict[str, float], stored: list) -> None:
+def _run(
+    run: TrainingRun,
+    report: _Reporter,
+    timings: dict[str, float],
+    stored: list,
+    data: TrainingInput | None = None,
+) -> None:
     t_start = time.perf_counter()
     name, params = run.engine, dict(run.params or {})
     engine_params_validate(engine=name, params=params)
 
-    report(2, "Reading events")
+    report(2, "Reading events" if data is None else "Using the events read for this batch of runs")
     with _Timer(timings, "data"):
-        high_water = Event.objects.aggregate(m=Max("id"))["m"] or 0
-        shop = interaction_data_from_events()
+        data = data or training_input_load()
+        shop, high_water = data.shop, data.high_water
     if shop.n_events == 0:
         raise TrainingError(NO_EVENTS_MESSAGE)
     snapshot = {**shop.snapshot(), "events_high_water": high_water}
@@ -275,11 +320,7 @@ def _run(run: TrainingRun, report: _Reporter, timings: dict[str, float], stored:
     report(15, f"{shop.n_events:,} events, {shop.data.n_users:,} shoppers, {shop.data.n_items:,} products")
 
     with _Timer(timings, "split"):
-        split = shop_temporal_split(
-            shop,
-            test_fraction=settings.RECSITE_EVAL_TEST_FRACTION,
-            max_test_users=settings.RECSITE_EVAL_MAX_USERS,
-        )
+        split = data.split()
     evaluation: dict[str, Any] = {
         "cut": split.cut.isoformat(),
         "train_events": split.n_train_events,
@@ -649,3 +690,102 @@ def training_run_status(*, run: TrainingRun) -> dict[str, Any]:
         "model_version": run.model_version_id,
         "timings": run.timings,
     }
+
+
+# ------------------------------------------------------------------------------------- engine choice
+
+
+def _choice_figures(name: str, metric: str) -> dict[str, Any]:
+    """What the comparison knows about one candidate: its active version's held-out figures."""
+    version = model_version_active(engine=name)
+    if version is None:
+        return {"status": "not trained (no active version)"}
+    evaluation = (version.data_snapshot or {}).get("evaluation") or {}
+    metrics = version.metrics or {}
+    figures: dict[str, Any] = {
+        "version": version.pk,
+        "cut": evaluation.get("cut"),
+        "test_users": evaluation.get("test_users"),
+        **{k: metrics.get(k) for k in METRIC_KEYS if k in metrics},
+    }
+    run = TrainingRun.objects.filter(model_version=version).only("timings").first()
+    if run is not None and (run.timings or {}).get("total") is not None:
+        figures["train_seconds"] = run.timings["total"]
+    if not isinstance(metrics.get(metric), int | float) or not evaluation.get("cut"):
+        figures["status"] = "no held-out evaluation (too few events after the cut)"
+    return figures
+
+
+def engine_choice_decide(*, strategy: str = "personalized", metric: str | None = None) -> EngineChoice | None:
+    """Choose the engine serving `strategy`: the candidate whose active version scores best on the shop's
+    held-out events (settings RECSITE_PROMOTION_METRIC, NDCG@10 by default), and record the figures.
+
+    Only engines evaluated on the SAME held-out period are compared (a metric measured on other weeks is
+    not comparable): the largest group of candidates sharing an evaluation cut, the newest on a tie. Equal
+    scores go to the earlier (cheaper) candidate in `choice_candidates`. A merchandiser's override is kept
+    (it still wins in serving); the automatic winner and the figures are updated beside it. Returns the
+    choice, or None when the strategy has no candidates.
+    """
+    candidates = choice_candidates(strategy)
+    if not candidates:
+        return None
+    metric = metric or settings.RECSITE_PROMOTION_METRIC
+    figures = {name: _choice_figures(name, metric) for name in candidates}
+    comparable = [n for n in candidates if "status" not in figures[n]]
+    groups: dict[str, list[str]] = {}
+    for n in comparable:
+        groups.setdefault(str(figures[n]["cut"]), []).append(n)
+    winner, decision = "", ""
+    if groups:
+        cut, group = max(groups.items(), key=lambda g: (len(g[1]), g[0]))
+        for n in comparable:
+            if n not in group:
+                figures[n]["status"] = f"evaluated on another period (cut {figures[n]['cut']}): not compared"
+        winner = max(group, key=lambda n: (float(figures[n][metric]), -candidates.index(n)))
+        others = ", ".join(f"{n} {float(figures[n][metric]):.4f}" for n in group if n != winner)
+        decision = (
+            f"{winner} wins on {metric.upper()} {float(figures[winner][metric]):.4f}"
+            + (f" vs {others}" if others else " (the only engine evaluated)")
+            + f"; held-out events after {cut[:16].replace('T', ' ')}, {figures[winner].get('test_users') or 0} shoppers"
+        )
+    else:
+        decision = "No candidate has a held-out evaluation yet: the default engine serves."
+    choice, _ = EngineChoice.objects.update_or_create(
+        strategy=strategy,
+        defaults={
+            "engine": winner,
+            "metric": metric,
+            "figures": _json_safe(figures),
+            "decision": decision[:255],
+            "decided_at": timezone.now(),
+        },
+    )
+    engine_choice_memo_clear()
+    logger.info("engine choice for %s: %s", strategy, decision)
+    return choice
+
+
+def engine_choice_override(*, strategy: str, engine: str, user: str = "") -> EngineChoice:
+    """Set (or with engine="" clear) a merchandiser's override of the evaluated choice for `strategy`.
+
+    Raises ValidationError when the strategy has no engine choice or the engine is unknown or has no
+    active version to serve.
+    """
+    if not choice_candidates(strategy):
+        raise ValidationError(f"The {strategy!r} strategy has no engine choice.")
+    engine = (engine or "").strip()
+    if engine:
+        if engine not in REGISTRY:
+            raise ValidationError(f"Unknown engine {engine!r}. Known engines: {', '.join(sorted(REGISTRY))}.")
+        if model_version_active(engine=engine) is None:
+            raise ValidationError(
+                f"{engine} has no active model version to serve: train it first (Training runs -> Start)."
+            )
+    choice, _ = EngineChoice.objects.get_or_create(strategy=strategy)
+    choice.override = engine
+    choice.override_by = user[:150] if engine else ""
+    choice.override_at = timezone.now() if engine else None
+    choice.save(update_fields=["override", "override_by", "override_at"])
+    engine_choice_memo_clear()
+    logger.info("engine choice for %s overridden by %s: %s", strategy, user or "?", engine or "(automatic)")
+    return choice

@@ -118,6 +118,11 @@ MODEL_ACCESS: dict[str, ModelAccess] = {
         {MERCHANDISERS: frozenset({"view", "change"}), SUPPORT: VIEW, ANALYSTS: VIEW},
         disabled=frozenset({"add"}),
     ),
+    # model choice: which engine serves personalized (evaluation winner or a merchandiser's override)
+    "recommender.enginechoice": ModelAccess(
+        {MERCHANDISERS: frozenset({"view", "change"}), SUPPORT: VIEW, ANALYSTS: VIEW},
+        disabled=frozenset({"add", "delete"}),
+    ),
     "recommender.impression": ModelAccess(
         _read(MERCHANDISERS, SUPPORT, ANALYSTS), disabled=frozenset({"add", "delete"})
     ),
@@ -221,6 +226,7 @@ ADMIN_ACTIONS: dict[str, frozenset[str]] = {
     "recommender.modelversion:promote_selected": frozenset({SUPERUSER, MERCHANDISERS}),
     "recommender.modelversion:rollback_selected": frozenset({SUPERUSER, MERCHANDISERS}),
     "recommender.modelversion:compare_selected": frozenset({SUPERUSER, MERCHANDISERS, SUPPORT, ANALYSTS}),
+    "recommender.enginechoice:follow_evaluation": frozenset({SUPERUSER, MERCHANDISERS}),
     "django_celery_beat.periodictask:enable_tasks": frozenset({SUPERUSER}),
     "django_celery_beat.periodictask:disable_tasks": frozenset({SUPERUSER}),
     "django_celery_beat.periodictask:toggle_tasks": frozenset({SUPERUSER}),

@@ -4,6 +4,8 @@ Training runs: start one (engine + JSON parameters, validated), watch its progre
 (a JSON status endpoint polled by a few lines of inline JS), read timings, device, data and errors.
 Model versions: metrics side by side (a column per metric, and a compare view for selected
 versions), promote or roll back in one click (row buttons, change-page buttons, admin actions).
+Engine choice: which engine serves the personalized strategy (the winner of the shop's held-out
+evaluation at training time), the figures it was chosen on, and a merchandiser's override.
 Every view is a thin adapter over recommender.training / recommender.services.
 """
 
@@ -26,10 +28,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from recommender.engines import REGISTRY, TORCH_ENGINES
-from recommender.models import ModelVersion, TrainingRun
-from recommender.services import model_version_promote, model_version_rollback
+from recommender.models import EngineChoice, ModelVersion, TrainingRun
+from recommender.services import model_version_active, model_version_promote, model_version_rollback
 from recommender.training import (
     METRIC_KEYS,
+    engine_choice_override,
     engine_params_validate,
     training_run_create,
     training_run_status,
@@ -581,3 +584,118 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "—"
     return str(value)
+
+
+# ------------------------------------------------------------------------------------- engine choice
+
+
+class EngineChoiceForm(forms.ModelForm):
+    override = forms.ChoiceField(
+        required=False,
+        label="Serve with",
+        help_text="Automatic follows the held-out evaluation at every training run; naming an engine pins "
+        "it until you switch back. Only engines with an active model version can serve.",
+    )
+
+    class Meta:
+        model = EngineChoice
+        fields = ("override",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        winner = self.instance.engine or "the default engine"
+        servable = [n for n in sorted(REGISTRY) if model_version_active(engine=n) is not None]
+        if self.instance.override and self.instance.override not in servable:
+            servable.append(self.instance.override)
+        self.fields["override"].choices = [("", f"Automatic: the evaluation's winner ({winner})")] + [
+            (n, n) for n in servable
+        ]
+
+    def clean_override(self) -> str:
+        engine = self.cleaned_data.get("override") or ""
+        if engine and model_version_active(engine=engine) is None:
+            raise ValidationError(f"{engine} has no active model version to serve: train it first.")
+        return engine
+
+
+@admin.register(EngineChoice)
+class EngineChoiceAdmin(admin.ModelAdmin):
+    form = EngineChoiceForm
+    list_display = ("strategy", "serving", "engine", "override", "decision", "decided_at")
+    actions = ("follow_evaluation",)
+    readonly_fields = (
+        "strategy",
+        "serving",
+        "engine",
+        "decision",
+        "figures_table",
+        "decided_at",
+        "override_by",
+        "override_at",
+    )
+    fieldsets = (
+        (None, {"fields": ("strategy", "serving", "override")}),
+        ("Held-out evaluation", {"fields": ("engine", "decision", "figures_table", "decided_at")}),
+        ("Override", {"fields": ("override_by", "override_at")}),
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # rows come from training (engine_choice_decide)
+
+    def has_delete_permission(self, request: HttpRequest, obj: EngineChoice | None = None) -> bool:
+        return False
+
+    @admin.display(description="Serving now")
+    def serving(self, choice: EngineChoice) -> str:
+        if choice.override:
+            return format_html(
+                "<strong>{}</strong> (override by {})", choice.override, choice.override_by or "?"
+            )
+        return format_html("<strong>{}</strong> (evaluation)", choice.engine or "default engine")
+
+    @admin.display(description="Figures")
+    def figures_table(self, choice: EngineChoice) -> str:
+        figures = choice.figures or {}
+        if not figures:
+            return "No evaluation yet."
+        keys = [k for k in METRIC_KEYS if any(k in f for f in figures.values())]
+        head = format_html_join("", "<th>{}</th>", ((k.upper(),) for k in keys))
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td>{}<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    format_html("<strong>{}</strong>", name) if name == choice.engine else name,
+                    f"v{f['version']}" if f.get("version") else "—",
+                    format_html_join("", "<td>{}</td>", ((_fmt(f.get(k)),) for k in keys)),
+                    _fmt(f.get("train_seconds")),
+                    f.get("status", "compared"),
+                )
+                for name, f in figures.items()
+            ),
+        )
+        return format_html(
+            '<table class="rs-figures"><thead><tr><th>Engine</th><th>Version</th>{}<th>Training (s)</th>'
+            "<th>Status</th></tr></thead><tbody>{}</tbody></table>",
+            head,
+            rows,
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: EngineChoice, form: forms.ModelForm, change: bool
+    ) -> None:
+        engine_choice_override(
+            strategy=obj.strategy,
+            engine=form.cleaned_data.get("override") or "",
+            user=request.user.get_username(),
+        )
+
+    @admin.action(description="Follow the held-out evaluation (clear the override)", permissions=["change"])
+    def follow_evaluation(self, request: HttpRequest, queryset) -> None:
+        for choice in queryset:
+            engine_choice_override(strategy=choice.strategy, engine="", user=request.user.get_username())
+            self.message_user(
+                request,
+                f"{choice.strategy} follows the evaluation again: {choice.engine or 'the default engine'}.",
+                messages.SUCCESS,
+            )

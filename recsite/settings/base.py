@@ -208,8 +208,15 @@ RECSITE_RETRAIN_EVENT_THRESHOLD = env.int("RECSITE_RETRAIN_EVENT_THRESHOLD", def
 RECSITE_TRAINING_STALE_SECONDS = env.int("RECSITE_TRAINING_STALE_SECONDS", default=6 * 3600)
 # With eager Celery (no broker), admin-started runs train in a background thread so the page can poll.
 RECSITE_TRAINING_IN_THREAD = env.bool("RECSITE_TRAINING_IN_THREAD", default=True)
-# Strategy -> engine overrides (recommender.strategies); e.g. RECSITE_PERSONALIZED_ENGINE=hybrid.
-RECSITE_STRATEGY_ENGINES = {"personalized": env("RECSITE_PERSONALIZED_ENGINE", default="ease")}
+# Strategy -> engine pins (recommender.strategies); e.g. RECSITE_PERSONALIZED_ENGINE=hybrid. Unset (the
+# default), the personalized engine is the winner of the shop's held-out evaluation (EngineChoice).
+RECSITE_STRATEGY_ENGINES = (
+    {"personalized": env("RECSITE_PERSONALIZED_ENGINE")}
+    if env("RECSITE_PERSONALIZED_ENGINE", default="")
+    else {}
+)
+# Engines compared for a strategy at training time ({strategy: [engines]}); default: strategies.CHOICE_CANDIDATES.
+RECSITE_ENGINE_CHOICE_CANDIDATES: dict[str, list[str]] = {}
 CELERY_BEAT_SCHEDULE = {
     # The nightly retrain lives in the database (django-celery-beat, data migration recommender 0002).
     "recommender-retrain-if-events": {

@@ -2,7 +2,11 @@
 
 from types import SimpleNamespace
 
+import pytest
+
 from recommender.strategies import FALLBACK_ENGINE, engines_needed, strategy_engine, widget_engines
+
+pytestmark = pytest.mark.django_db  # the personalized engine is the shop's EngineChoice when one exists
 
 
 def _widget(strategy, engine="", fallback="trending"):
@@ -33,5 +37,6 @@ def test_engines_needed_dedupes_adds_fallback_and_skips_unknown():
         _widget("similar_items", engine="typo-engine"),
         _widget("recently_viewed", fallback="recently_viewed"),
     ]
-    assert engines_needed(widgets) == ["ease", "pop", "itemknn"]
+    # the personalized widget needs every candidate of its engine choice (compared at training time)
+    assert engines_needed(widgets) == ["ease", "pop", "itemknn", "hybrid"]
     assert engines_needed([]) == ["pop"]

@@ -85,10 +85,11 @@ def test_nightly_creates_runs_for_engines_enabled_widgets_need(monkeypatch):
     )
     # when
     ids = tasks.retrain_nightly_task()
-    # then: personalized -> ease, bought_together -> itemknn, trending fallback -> pop; disabled skipped
-    assert sorted(kw["engine"] for kw in created) == ["ease", "itemknn", "pop"]
+    # then: personalized -> every candidate of the engine choice (ease, itemknn, hybrid), bought_together ->
+    # itemknn, trending fallback -> pop; disabled skipped
+    assert sorted(kw["engine"] for kw in created) == ["ease", "hybrid", "itemknn", "pop"]
     assert all(kw["trigger"] == TrainingRun.Trigger.SCHEDULE for kw in created)
-    assert len(ids) == 3
+    assert len(ids) == 4
     # a second nightly while those runs are queued adds nothing
     created.clear()
     assert tasks.retrain_nightly_task() == [] and created == []

@@ -71,6 +71,7 @@ def _world() -> dict[str, object]:
     from experiments.models import Experiment, Exposure, Variant
     from recommender.models import (
         DecisionTraceRecord,
+        EngineChoice,
         Impression,
         ModelVersion,
         TrainingRun,
@@ -138,6 +139,7 @@ def _world() -> dict[str, object]:
         "catalog.orderline": line,
         "recommender.trainingrun": run,
         "recommender.modelversion": version,
+        "recommender.enginechoice": EngineChoice.objects.create(strategy="personalized", engine="ease"),
         "recommender.widget": widget,
         "recommender.impression": impression,
         "experiments.experiment": experiment,

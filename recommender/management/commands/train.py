@@ -2,7 +2,9 @@
 
 Trains synchronously (no Celery) with a progress bar per engine; this is what `make demo` and the
 benchmarks use. `--all` trains every engine the enabled widgets need (recommender.strategies), plus the
-popularity fallback. Exits non-zero when any run failed.
+popularity fallback; for the personalized strategy that is every candidate of the engine choice (the
+hybrid included), and the winner of the held-out evaluation is printed at the end. The events are read
+and split once for all the engines of one call. Exits non-zero when any run failed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from tqdm import tqdm
 
 from catalog.models import Event
 from recommender.engines import REGISTRY
-from recommender.models import TrainingRun
+from recommender.models import EngineChoice, TrainingRun
 from recommender.training import (
     METRIC_KEYS,
     NO_EVENTS_MESSAGE,
+    TrainingInput,
     engines_needed_by_widgets,
+    training_input_load,
     training_run_create,
     training_run_execute,
 )
@@ -64,6 +68,7 @@ class Command(BaseCommand):
         if not Event.objects.filter(product__isnull=False).exists():
             raise CommandError(NO_EVENTS_MESSAGE)
 
+        data = training_input_load()  # read and split once for every engine of this call
         runs = []
         for engine in engines:
             try:
@@ -76,7 +81,11 @@ class Command(BaseCommand):
                 )
             except ValidationError as exc:
                 raise CommandError("; ".join(exc.messages)) from None
-            runs.append(self._execute(run, quiet=options["no_progress"]))
+            runs.append(self._execute(run, quiet=options["no_progress"], data=data))
+        for choice in EngineChoice.objects.filter(decided_at__isnull=False):
+            served = choice.effective_engine or "the default engine"
+            note = f" (overridden by {choice.override_by or 'a merchandiser'})" if choice.override else ""
+            self.stdout.write(f"{choice.strategy} engine: {served}{note}. {choice.decision}")
 
         failed = [r for r in runs if r.status != TrainingRun.Status.SUCCEEDED]
         if failed:
@@ -98,7 +107,7 @@ class Command(BaseCommand):
             raise CommandError("--params must be a JSON object, e.g. '{\"l2\": 200}'.")
         return params
 
-    def _execute(self, run: TrainingRun, *, quiet: bool) -> TrainingRun:
+    def _execute(self, run: TrainingRun, *, quiet: bool, data: TrainingInput | None = None) -> TrainingRun:
         bar = tqdm(
             total=100,
             desc=f"{run.engine:>10}",
@@ -114,7 +123,7 @@ class Command(BaseCommand):
             bar.set_postfix_str(message[:60])
 
         try:
-            run = training_run_execute(run_id=run.pk, progress=progress)
+            run = training_run_execute(run_id=run.pk, progress=progress, data=data)
         finally:
             bar.close()
         if run.status == TrainingRun.Status.SUCCEEDED:
