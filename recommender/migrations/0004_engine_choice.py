@@ -4,28 +4,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('recommender', '0003_decision_trace_record_and_retention'),
+        ("recommender", "0003_decision_trace_record_and_retention"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EngineChoice',
+            name="EngineChoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('strategy', models.CharField(choices=[('personalized', 'Personalized'), ('similar_items', 'Similar items'), ('bought_together', 'Frequently bought together'), ('trending', 'Trending'), ('popular', 'Popular'), ('recently_viewed', 'Recently viewed'), ('session_based', 'Session-based'), ('segment_popular', "Popular in the shopper's segment"), ('epsilon_greedy', 'Bandit: epsilon-greedy'), ('thompson', 'Bandit: Thompson sampling'), ('linucb', 'Bandit: LinUCB (contextual)')], max_length=20, unique=True)),
-                ('engine', models.CharField(blank=True, default='', help_text='Winner of the last evaluation (empty: none yet).', max_length=32)),
-                ('metric', models.CharField(default='ndcg@10', max_length=32)),
-                ('figures', models.JSONField(blank=True, default=dict, help_text='Per engine: version, metrics, period.')),
-                ('decision', models.CharField(blank=True, default='', max_length=255)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('override', models.CharField(blank=True, default='', help_text="A merchandiser's choice; empty follows the evaluation.", max_length=32)),
-                ('override_by', models.CharField(blank=True, default='', max_length=150)),
-                ('override_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "strategy",
+                    models.CharField(
+                        choices=[
+                            ("personalized", "Personalized"),
+                            ("similar_items", "Similar items"),
+                            ("bought_together", "Frequently bought together"),
+                            ("trending", "Trending"),
+                            ("popular", "Popular"),
+                            ("recently_viewed", "Recently viewed"),
+                            ("session_based", "Session-based"),
+                            ("segment_popular", "Popular in the shopper's segment"),
+                            ("epsilon_greedy", "Bandit: epsilon-greedy"),
+                            ("thompson", "Bandit: Thompson sampling"),
+                            ("linucb", "Bandit: LinUCB (contextual)"),
+                        ],
+                        max_length=20,
+                        unique=True,
+                    ),
+                ),
+                (
+                    "engine",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="Winner of the last evaluation (empty: none yet).",
+                        max_length=32,
+                    ),
+                ),
+                ("metric", models.CharField(default="ndcg@10", max_length=32)),
+                (
+                    "figures",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Per engine: version, metrics, period."
+                    ),
+                ),
+                ("decision", models.CharField(blank=True, default="", max_length=255)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "override",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="A merchandiser's choice; empty follows the evaluation.",
+                        max_length=32,
+                    ),
+                ),
+                ("override_by", models.CharField(blank=True, default="", max_length=150)),
+                ("override_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['strategy'],
+                "ordering": ["strategy"],
             },
         ),
     ]
