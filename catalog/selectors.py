@@ -16,15 +16,14 @@ from django.core.cache import cache
 from django.db.models import Case, Count, IntegerField, Max, Min, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from .event_weights import POPULARITY_WEIGHTS
 from .models import Brand, Category, Customer, Event, Order, Product
 
 CATEGORY_TREE_CACHE_KEY = "catalog:category-tree:v1"
 CATEGORY_TREE_TTL = 300
-POPULARITY_CACHE_KEY = "catalog:popularity:v1"
+POPULARITY_CACHE_KEY = "catalog:popularity:v2"
 POPULARITY_TTL = 600
 POPULARITY_WINDOW_DAYS = 30
-# How much one event of each type says about a product's popularity.
-POPULARITY_WEIGHTS: Mapping[str, int] = {"purchase": 5, "add_to_cart": 3, "click": 1, "view": 1}
 
 SortKey = Literal["relevance", "popular", "newest", "price_asc", "price_desc"]
 SORT_CHOICES: tuple[tuple[str, str], ...] = (
@@ -225,8 +224,8 @@ def brands_known(*, slugs: Iterable[str]) -> set[str]:
 # --- popularity ----------------------------------------------------------------------------------
 
 
-def product_popularity_get() -> dict[int, int]:
-    """product id -> weighted count of recent views, clicks, carts and purchases (cached).
+def product_popularity_get() -> dict[int, float]:
+    """product id -> recent events weighted by `catalog.event_weights.POPULARITY_WEIGHTS` (cached).
 
     The window is the last POPULARITY_WINDOW_DAYS days; when that window is empty (an old data set)
     all events count, so a demo database never shows an unordered shop.
@@ -240,11 +239,11 @@ def product_popularity_get() -> dict[int, int]:
     return scores
 
 
-def _popularity(*, since) -> dict[int, int]:
+def _popularity(*, since) -> dict[int, float]:
     qs = Event.objects.filter(type__in=list(POPULARITY_WEIGHTS), product__isnull=False)
     if since is not None:
         qs = qs.filter(timestamp__gte=since)
-    scores: dict[int, int] = {}
+    scores: dict[int, float] = {}
     for pid, etype, n in qs.order_by().values_list("product_id", "type").annotate(n=Count("id")):
         scores[pid] = scores.get(pid, 0) + POPULARITY_WEIGHTS[etype] * n
     return scores

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 REBUILD_DAYS = 30
 DEFAULT_POOL = 24
+BANDIT_STRATEGIES = frozenset({"epsilon_greedy", "thompson", "linucb"})
 AGE_BANDS = tuple(Customer.AgeBand.values)
 GENDERS = tuple(Customer.Gender.values)
 CONTEXT_DIM = 1 + len(AGE_BANDS) + len(GENDERS)
@@ -164,7 +165,7 @@ def _sync(
     )
     for pid, created, age, gender in rows:
         if isinstance(policy, LinUCB):
-            A, _ = policy._state(pid)
+            A, _ = policy.arm_state(pid)
             x = context_vector(age, gender)
             policy.A[pid] = A + np.outer(x, x)
         else:
@@ -182,7 +183,7 @@ def _sync(
         if pid is None:
             continue
         if isinstance(policy, LinUCB):
-            _, b = policy._state(pid)
+            _, b = policy.arm_state(pid)
             policy.b[pid] = b + context_vector(age, gender)
         else:
             policy.clicks[pid] = policy.clicks.get(pid, 0) + 1

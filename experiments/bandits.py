@@ -134,7 +134,7 @@ class LinUCB:
     A: dict[int, np.ndarray] = field(default_factory=dict)
     b: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def _state(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+    def arm_state(self, item: int) -> tuple[np.ndarray, np.ndarray]:
         if item not in self.A:
             self.A[item] = self.ridge * np.eye(self.dim)
             self.b[item] = np.zeros(self.dim)
@@ -146,7 +146,7 @@ class LinUCB:
             raise ValueError(f"context must have {self.dim} features")
         out = np.empty(len(candidates))
         for j, item in enumerate(candidates):
-            A, b = self._state(item)
+            A, b = self.arm_state(item)
             A_inv = np.linalg.inv(A)
             out[j] = A_inv @ b @ x + self.alpha * np.sqrt(x @ A_inv @ x)
         return out
@@ -160,7 +160,7 @@ class LinUCB:
         return Slate(tuple(remaining[i] for i in order), tuple(1.0 for _ in order))
 
     def update(self, item: int, reward: float, context: np.ndarray) -> None:
-        A, b = self._state(item)
+        A, b = self.arm_state(item)
         x = np.asarray(context, dtype=float)
         self.A[item] = A + np.outer(x, x)
         self.b[item] = b + reward * x

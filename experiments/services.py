@@ -86,7 +86,7 @@ def _variant_params_check(variant: Variant) -> list[str]:
     if not isinstance(variant.rules or [], list):
         errors.append(f"Variant {variant.name!r}: rules must be a JSON list of {{kind, params}} objects.")
     else:
-        from recommender.rules import rule_params_validate
+        from recommender.rules import RuleParamsError, rule_params_validate
 
         for i, rule in enumerate(variant.rules or []):
             if not isinstance(rule, dict) or "kind" not in rule:
@@ -94,7 +94,7 @@ def _variant_params_check(variant: Variant) -> list[str]:
                 continue
             try:
                 rule_params_validate(rule["kind"], rule.get("params") or {})
-            except ValidationError as exc:
+            except RuleParamsError as exc:
                 errors.append(
                     f"Variant {variant.name!r}, rule {i + 1} ({rule['kind']}): {' '.join(exc.messages)}"
                 )

@@ -1,4 +1,8 @@
-"""The experiment hook of `recommender.serving.recommendations_get`.
+"""The experiments' serving hook (`recommender.serving.hooks.ServingHook`), registered in
+`ExperimentsConfig.ready()`: recommender never imports experiments.
+
+`ExperimentServingHook.variant_apply` is `experiment_apply` below; `slate_order` orders a bandit widget's
+pool with its policy (`experiments.bandit_serving`).
 
 `experiment_apply(widget=..., customer=..., visitor=..., context=..., log=...)` looks up the running
 experiment that targets the widget (a memoised snapshot, no query per request in the steady state),
@@ -15,6 +19,9 @@ import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
+
+from recommender.rules import RuleSpec
+from recommender.serving.hooks import Slate, VariantApplied
 
 from .selectors import experiment_for_widget
 from .services import Assignment, exposure_note, variant_assign
@@ -97,10 +104,27 @@ def experiment_apply(
     w._recsite_variant = f"{snap.slug}/{assignment.label}"
     rules = None
     if over.rules:
-        from recommender.rules import RuleSpec
-
         rules = [
             RuleSpec(kind=r["kind"], params=r.get("params") or {}, position=i)
             for i, r in enumerate(over.rules)
         ]
     return Applied(w, rules, ctx, assignment)
+
+
+class ExperimentServingHook:
+    """Running experiments and bandit strategies, plugged into `recommender.serving`."""
+
+    def variant_apply(
+        self, *, widget: Any, customer: Any, visitor: str | None, context: dict[str, Any], log: bool
+    ) -> VariantApplied:
+        applied = experiment_apply(widget=widget, customer=customer, visitor=visitor, context=context, log=log)
+        return VariantApplied(widget=applied.widget, rules=applied.rules, context=applied.context)
+
+    def slate_order(self, *, strategy: str, widget: Any, pool: list[int], customer: Any) -> Slate | None:
+        from .bandit_serving import BANDIT_STRATEGIES, DEFAULT_POOL, bandit_slate
+
+        if strategy not in BANDIT_STRATEGIES:
+            return None
+        size = int((widget.params or {}).get("pool") or DEFAULT_POOL)
+        slate = bandit_slate(strategy=strategy, widget=widget, pool=pool[:size], customer=customer)
+        return Slate(name=slate.name, items=slate.items, propensities=slate.propensities)

@@ -27,16 +27,16 @@ from catalog.models import Customer, Event, Product
 
 from .models import ModelVersion, Widget
 from .serving import (
-    HISTORY_CAP,
-    _to_idx,
-    _to_pids,
-    cache_set_many,
     candidates_cache_key,
     model_load,
     model_similar,
     model_version_for,
+    product_indices,
+    scored_products,
     user_key_customer,
 )
+from .serving.cache import cache_set_many
+from .serving.shopper import HISTORY_CAP
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def candidates_precompute(
         histories = _histories(chunk)
         rows, hist_idx, users = [], [], []
         for cid in chunk:
-            idx = _to_idx(loaded, histories.get(cid, []))
+            idx = product_indices(loaded, histories.get(cid, []))
             if not idx.size:
                 skipped += 1
                 continue
@@ -144,7 +144,7 @@ def candidates_precompute(
         titles = dict(Product.objects.filter(pk__in=because_ids).values_list("pk", "title"))
         entries = {}
         for row, cid in enumerate(rows):
-            items = _to_pids(loaded, np.asarray(ids_mat)[row], np.asarray(score_mat)[row])
+            items = scored_products(loaded, np.asarray(ids_mat)[row], np.asarray(score_mat)[row])
             best: dict[int, tuple[float, int]] = {}
             for anchor in recent[cid]:
                 for pid, s in neigh.get(anchor, ()):

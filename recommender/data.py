@@ -40,18 +40,12 @@ import scipy.sparse as sp
 from django.db import NotSupportedError, connections
 from django.db.models import FloatField, Func
 
+from catalog.event_weights import INTERACTION_WEIGHTS
 from catalog.models import Category, Customer, Event, Product, Visitor
 from recommender.engines.base import InteractionData, ItemFeatures
 
-DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
-    "view": 1.0,
-    "click": 2.0,
-    "add_to_cart": 4.0,
-    "purchase": 8.0,
-    "rate": 2.0,  # per star above 2: 5 stars -> 6.0
-    "dwell": 0.0,
-    "remove_from_cart": 0.0,
-}
+# The one table of event weights (catalog.event_weights), its interaction column.
+DEFAULT_EVENT_WEIGHTS: dict[str, float] = dict(INTERACTION_WEIGHTS)
 RATING_NEUTRAL = 2.0
 _CHUNK = 50_000
 

@@ -186,13 +186,14 @@ class WidgetRule(models.Model):
         """Validate `params` for the rule's kind (messages for merchandisers); stores the cleaned params."""
         from django.core.exceptions import ValidationError
 
-        from .rules import rule_params_validate, rule_references_known
+        from .rules import RuleParamsError, rule_params_validate
+        from .selectors import rule_references_known
 
         try:
             self.params = rule_params_validate(
-                self.kind, self.params, **rule_references_known(self.kind, self.params)
+                self.kind, self.params, **rule_references_known(kind=self.kind, params=self.params)
             )
-        except ValidationError as exc:
+        except RuleParamsError as exc:
             raise ValidationError({"params": exc.messages}) from None
 
 

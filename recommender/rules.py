@@ -1,9 +1,12 @@
 """Business rules: pure functions over candidate lists and product attributes.
 
-No ORM access here. `recommender.serving` loads every attribute the rules need in one query
+Pure: no Django, no ORM. `recommender.serving` loads every attribute the rules need in one query
 (`ProductAttrs`) and hands over the shopper context (`RuleContext`); each rule returns the kept
-candidates (in order) and the removed ones with the reason, and stamps the label of the rule on every
-candidate it touched (shown by the admin preview and the explanations).
+candidates (in order) and the removed ones with the reason, stamps the label of the rule on every
+candidate it touched, and reports its effect per item (`RuleOutcome.effects`: filtered, boosted, demoted,
+reordered, capped or pinned, with the item's position before and after that rule), which the decision
+trace shows. Invalid parameters raise `RuleParamsError` (a ValueError with merchandiser-readable
+`messages`; forms and the admin turn it into a ValidationError).
 
 Rules run in phases, each phase in the merchandiser's `position` order:
 
@@ -25,7 +28,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from .serving.trace import RuleEffect
+
+
+class RuleParamsError(ValueError):
+    """Invalid rule parameters; `messages` are shown to the merchandiser as they are."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.messages = [message]
 
 # --------------------------------------------------------------------------------------------------
 # Data
@@ -80,8 +91,12 @@ class RuleSpec:
 
 @dataclass
 class RuleOutcome:
+    """kept: the surviving candidates in order; removed: (candidate, label of the rule that removed it);
+    effects: (product id, what one rule did to it), in the order the rules ran."""
+
     kept: list[Candidate]
     removed: list[tuple[Candidate, str]] = field(default_factory=list)
+    effects: list[tuple[int, RuleEffect]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,22 +142,22 @@ NO_PARAMS = frozenset({"in_stock", "active_only", "exclude_purchased", "exclude_
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or value is None or value == "":
-        raise ValidationError(f"{what} must be a number.")
+        raise RuleParamsError(f"{what} must be a number.")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValidationError(f"{what} must be a number, not {value!r}.") from None
+        raise RuleParamsError(f"{what} must be a number, not {value!r}.") from None
     if not math.isfinite(number):
-        raise ValidationError(f"{what} must be a finite number.")
+        raise RuleParamsError(f"{what} must be a finite number.")
     return number
 
 
 def _whole(value: Any, what: str, *, minimum: int = 1, maximum: int = 100) -> int:
     number = _number(value, what)
     if number != int(number):
-        raise ValidationError(f"{what} must be a whole number, not {value}.")
+        raise RuleParamsError(f"{what} must be a whole number, not {value}.")
     if not minimum <= number <= maximum:
-        raise ValidationError(f"{what} must be between {minimum} and {maximum}, not {int(number)}.")
+        raise RuleParamsError(f"{what} must be between {minimum} and {maximum}, not {int(number)}.")
     return int(number)
 
 
@@ -150,16 +165,16 @@ def _id_list(params: Mapping[str, Any], key: str, label: str, known: set[int] | 
     singular = {"categories": "category", "brands": "brand"}.get(key, key)
     raw = params.get(key)
     if not isinstance(raw, list) or not raw:
-        raise ValidationError(f"{label}: choose at least one {singular}.")
+        raise RuleParamsError(f"{label}: choose at least one {singular}.")
     ids = []
     for value in raw:
         if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
-            raise ValidationError(f"{label}: {value!r} is not a valid {singular} id.")
+            raise RuleParamsError(f"{label}: {value!r} is not a valid {singular} id.")
         ids.append(int(value))
     if known is not None:
         missing = sorted(set(ids) - known)
         if missing:
-            raise ValidationError(f"{label}: no {key} with id {', '.join(map(str, missing))}.")
+            raise RuleParamsError(f"{label}: no {key} with id {', '.join(map(str, missing))}.")
     return sorted(set(ids))
 
 
@@ -171,36 +186,36 @@ def rule_params_validate(
     known_brands: set[int] | None = None,
     known_skus: set[str] | None = None,
 ) -> dict[str, Any]:
-    """The cleaned parameters for a rule of `kind`, or ValidationError with a merchandiser-readable message.
+    """The cleaned parameters for a rule of `kind`, or RuleParamsError with a merchandiser-readable message.
 
     `known_*` (optional) check that referenced categories / brands / SKUs exist.
     """
     label = dict(_KIND_LABELS).get(kind)
     if label is None:
-        raise ValidationError(f"Unknown rule type {kind!r}.")
+        raise RuleParamsError(f"Unknown rule type {kind!r}.")
     if params in (None, ""):
         params = {}
     if not isinstance(params, dict):
-        raise ValidationError(f'{label}: parameters must be a JSON object such as {{"n": 2}}.')
+        raise RuleParamsError(f'{label}: parameters must be a JSON object such as {{"n": 2}}.')
     if kind in NO_PARAMS:
         if params:
-            raise ValidationError(f"{label} takes no parameters; leave them empty ({{}}).")
+            raise RuleParamsError(f"{label} takes no parameters; leave them empty ({{}}).")
         return {}
     allowed = _ALLOWED_KEYS[kind]
     unknown = sorted(set(params) - allowed)
     if unknown:
-        raise ValidationError(
+        raise RuleParamsError(
             f"{label}: unknown setting {', '.join(map(repr, unknown))}; allowed: {', '.join(sorted(allowed))}."
         )
     if kind == "price_range":
         low = _number(params["min"], "Price range: minimum") if params.get("min") not in (None, "") else None
         high = _number(params["max"], "Price range: maximum") if params.get("max") not in (None, "") else None
         if low is None and high is None:
-            raise ValidationError("Price range: give a minimum, a maximum, or both.")
+            raise RuleParamsError("Price range: give a minimum, a maximum, or both.")
         if (low is not None and low < 0) or (high is not None and high < 0):
-            raise ValidationError("Price range: prices cannot be negative.")
+            raise RuleParamsError("Price range: prices cannot be negative.")
         if low is not None and high is not None and low > high:
-            raise ValidationError(f"Price range: minimum {low:g} is above maximum {high:g}.")
+            raise RuleParamsError(f"Price range: minimum {low:g} is above maximum {high:g}.")
         return {k: v for k, v in (("min", low), ("max", high)) if v is not None}
     if kind in ("include_categories", "exclude_categories"):
         return {"categories": _id_list(params, "categories", label, known_categories)}
@@ -211,50 +226,50 @@ def rule_params_validate(
         ids = _id_list(params, key, label, known_brands if key == "brands" else known_categories)
         factor = _number(params.get("factor"), f"{label}: factor")
         if not 0 < factor <= 100:
-            raise ValidationError(
+            raise RuleParamsError(
                 f"{label}: factor must be above 0 and at most 100 (1 changes nothing), not {factor:g}."
             )
         return {key: ids, "factor": factor}
     if kind == "freshness":
         factor = _number(params.get("factor", 1.5), "Freshness boost: factor")
         if not 1 <= factor <= 100:
-            raise ValidationError(f"Freshness boost: factor must be between 1 and 100, not {factor:g}.")
+            raise RuleParamsError(f"Freshness boost: factor must be between 1 and 100, not {factor:g}.")
         half_life = _number(params.get("half_life_days", 14), "Freshness boost: half-life in days")
         if not 0 < half_life <= 3650:
-            raise ValidationError(
+            raise RuleParamsError(
                 f"Freshness boost: half-life must be between 0 and 3650 days, not {half_life:g}."
             )
         return {"factor": factor, "half_life_days": half_life}
     if kind == "diversity":
         lam = _number(params.get("lambda", 0.7), "Diversity: lambda")
         if not 0 <= lam <= 1:
-            raise ValidationError(f"Diversity: lambda must be between 0 and 1, not {lam:g}.")
+            raise RuleParamsError(f"Diversity: lambda must be between 0 and 1, not {lam:g}.")
         return {"lambda": lam}
     if kind in ("max_per_brand", "max_per_category"):
         return {"n": _whole(params.get("n"), f"{label}: N", minimum=1, maximum=100)}
     if kind == "pin_skus":
         pins = params.get("pins")
         if not isinstance(pins, list) or not pins:
-            raise ValidationError(
+            raise RuleParamsError(
                 'Pin SKUs: add at least one pin, e.g. {"pins": [{"sku": "SKU-1", "position": 1}]}.'
             )
         cleaned, positions, skus = [], set(), set()
         for pin in pins:
             if not isinstance(pin, dict) or not isinstance(pin.get("sku"), str) or not pin["sku"].strip():
-                raise ValidationError(f"Pin SKUs: each pin needs a SKU and a position, got {pin!r}.")
+                raise RuleParamsError(f"Pin SKUs: each pin needs a SKU and a position, got {pin!r}.")
             sku = pin["sku"].strip()
             position = _whole(pin.get("position"), f"Pin SKUs: position of {sku}", minimum=1, maximum=100)
             if position in positions:
-                raise ValidationError(f"Pin SKUs: two products are pinned at position {position}.")
+                raise RuleParamsError(f"Pin SKUs: two products are pinned at position {position}.")
             if sku in skus:
-                raise ValidationError(f"Pin SKUs: {sku} is pinned twice.")
+                raise RuleParamsError(f"Pin SKUs: {sku} is pinned twice.")
             if known_skus is not None and sku not in known_skus:
-                raise ValidationError(f"Pin SKUs: no product with SKU {sku}.")
+                raise RuleParamsError(f"Pin SKUs: no product with SKU {sku}.")
             positions.add(position)
             skus.add(sku)
             cleaned.append({"sku": sku, "position": position})
         return {"pins": sorted(cleaned, key=lambda p: p["position"])}
-    raise ValidationError(f"Unknown rule type {kind!r}.")  # pragma: no cover - every kind handled above
+    raise RuleParamsError(f"Unknown rule type {kind!r}.")  # pragma: no cover - every kind handled above
 
 
 _KIND_LABELS = (
@@ -314,10 +329,19 @@ def candidates_sort(cands: Sequence[Candidate]) -> list[Candidate]:
     return sorted(cands, key=lambda c: (c.tier, -c.score))
 
 
-def _filter(cands: Sequence[Candidate], keep: Callable[[Candidate], bool], label: str) -> RuleOutcome:
+Effects = list[tuple[int, RuleEffect]]
+
+
+def _filter(
+    cands: Sequence[Candidate], keep: Callable[[Candidate], bool], kind: str, label: str, effects: Effects
+) -> RuleOutcome:
     out = RuleOutcome(kept=[])
-    for c in cands:
-        (out.kept.append(c) if keep(c) else out.removed.append((c, label)))
+    for i, c in enumerate(cands):
+        if keep(c):
+            out.kept.append(c)
+        else:
+            out.removed.append((c, label))
+            effects.append((c.product_id, RuleEffect(kind, label, "filtered", i, None)))
     return out
 
 
@@ -360,18 +384,30 @@ def _boost(
     cands: Sequence[Candidate],
     attrs: Mapping[int, ProductAttrs],
     factor_of: Callable[[ProductAttrs], float],
+    kind: str,
     label: str,
+    effects: Effects,
 ) -> list[Candidate]:
     out = []
-    for c in cands:
+    touched: dict[int, tuple[int, float]] = {}  # product id -> (position before, factor)
+    for i, c in enumerate(cands):
         a = attrs.get(c.product_id)
         factor = factor_of(a) if a is not None else 1.0
         if factor != 1.0:
             # A negative score scaled by a factor above 1 would fall; divide instead so a boost always lifts.
             score = c.score * factor if c.score >= 0 else c.score / factor
             c = replace(c, score=score).touched(label if "×" in label else f"{label} ×{factor:.2f}")
+            touched[c.product_id] = (i, factor)
         out.append(c)
-    return candidates_sort(out)
+    out = candidates_sort(out)
+    if touched:
+        for j, c in enumerate(out):
+            hit = touched.get(c.product_id)
+            if hit is not None:
+                before, factor = hit
+                effect = "boosted" if factor > 1 else "demoted"
+                effects.append((c.product_id, RuleEffect(kind, label, effect, before, j, f"×{factor:g}")))
+    return out
 
 
 def _attribute_similarity(a: ProductAttrs | None, b: ProductAttrs | None) -> float:
@@ -394,12 +430,15 @@ def mmr_rerank(
     sim: Callable[[int, int], float],
     k: int,
     label: str,
+    effects: Effects | None = None,
+    kind: str = "diversity",
 ) -> list[Candidate]:
     """Maximal marginal relevance over the top of the list.
 
     Relevance is rank-based, rel_i = 1 - rank_i / n (scale-free across engines); each step picks
     argmax_i  lam * rel_i - (1 - lam) * max_{j selected} sim(i, j). Only the first k slots are
-    reordered; the rest keep their order after them. Items whose position changed are stamped.
+    reordered; the rest keep their order after them. Items whose position changed are stamped (and
+    reported as "reordered" effects when `effects` is a list).
     """
     n = len(cands)
     if n <= 1 or lam >= 1.0:
@@ -423,6 +462,8 @@ def mmr_rerank(
         c = cands[old]
         if new_pos != old and new_pos < k:
             c = c.touched(f"{label}: moved {old + 1}→{new_pos + 1}")
+            if effects is not None:
+                effects.append((c.product_id, RuleEffect(kind, label, "reordered", old, new_pos)))
         out.append(c)
     return out
 
@@ -432,19 +473,32 @@ def _cap(
     attrs: Mapping[int, ProductAttrs],
     key: Callable[[ProductAttrs], Any],
     n: int,
+    kind: str,
     label: str,
+    effects: Effects,
 ) -> RuleOutcome:
     seen: Counter = Counter()
     out = RuleOutcome(kept=[])
-    for c in cands:
+    for i, c in enumerate(cands):
         a = attrs.get(c.product_id)
         group = key(a) if a is not None else None
         if group is not None and seen[group] >= n:
             out.removed.append((c, label))
+            effects.append((c.product_id, RuleEffect(kind, label, "capped", i, None, f"more than {n}")))
             continue
         seen[group] += 1
         out.kept.append(c)
     return out
+
+
+def _phase(kind: str) -> int:
+    if kind in FILTER_KINDS:
+        return 0
+    if kind in SCORE_KINDS:
+        return 1
+    if kind in RERANK_KINDS:
+        return 2
+    return 3
 
 
 def rules_apply(
@@ -455,7 +509,8 @@ def rules_apply(
     *,
     pinned_ids: Mapping[str, int] | None = None,
 ) -> RuleOutcome:
-    """Apply `rules` (phase order, then position) to `cands`; returns kept (ordered) and removed items.
+    """Apply `rules` (phase order, then position) to `cands`; returns kept (ordered) and removed items and
+    every rule's effect on every item it touched, with 0-based positions in that rule's input and output.
 
     `pinned_ids` maps pinned SKUs to product ids (the caller loads their attributes into `attrs`).
     Duplicate product ids keep their first (best) occurrence.
@@ -468,59 +523,62 @@ def rules_apply(
             unique.append(c)
     current = unique
     removed: list[tuple[Candidate, str]] = []
-    by_phase = sorted(
-        rules,
-        key=lambda r: (
-            0
-            if r.kind in FILTER_KINDS
-            else 1
-            if r.kind in SCORE_KINDS
-            else 2
-            if r.kind in RERANK_KINDS
-            else 3,
-            r.position,
-        ),
-    )
+    effects: Effects = []
+    if not rules:
+        return RuleOutcome(kept=current, removed=removed, effects=effects)
+    by_phase = sorted(rules, key=lambda r: (_phase(r.kind), r.position))
     filters = [r for r in by_phase if r.kind in FILTER_KINDS]
     for rule in by_phase:
-        label = rule_label(rule.kind, rule.params)
+        kind = rule.kind
+        label = rule_label(kind, rule.params)
         p = rule.params
-        if rule.kind in FILTER_KINDS:
-            pred = _filter_predicate(rule.kind, p, attrs, ctx)
-            res = _filter(current, lambda c, pred=pred: pred(c.product_id), label)
+        if kind in FILTER_KINDS:
+            pred = _filter_predicate(kind, p, attrs, ctx)
+            res = _filter(current, lambda c, pred=pred: pred(c.product_id), kind, label, effects)
             current, removed = res.kept, removed + res.removed
-        elif rule.kind == "boost_brands":
+        elif kind == "boost_brands":
             brands, f = set(p.get("brands", ())), float(p.get("factor", 1))
             current = _boost(
-                current, attrs, lambda a, brands=brands, f=f: f if a.brand_id in brands else 1.0, label
+                current,
+                attrs,
+                lambda a, brands=brands, f=f: f if a.brand_id in brands else 1.0,
+                kind,
+                label,
+                effects,
             )
-        elif rule.kind == "boost_categories":
+        elif kind == "boost_categories":
             cats, f = set(p.get("categories", ())), float(p.get("factor", 1))
             current = _boost(
                 current,
                 attrs,
                 lambda a, cats=cats, f=f: f if cats.intersection(a.category_path) else 1.0,
+                kind,
                 label,
+                effects,
             )
-        elif rule.kind == "freshness":
+        elif kind == "freshness":
             f, half = float(p.get("factor", 1.5)), float(p.get("half_life_days", 14))
 
             def fresh(a: ProductAttrs, f: float = f, half: float = half) -> float:
                 age_days = max(0.0, (ctx.now_ts - a.created_ts) / 86400.0)
                 return round(1.0 + (f - 1.0) * 0.5 ** (age_days / half), 4)
 
-            current = _boost(current, attrs, fresh, "Freshness boost")
-        elif rule.kind == "diversity":
+            current = _boost(current, attrs, fresh, kind, "Freshness boost", effects)
+        elif kind == "diversity":
             sim = ctx.similarity or (lambda i, j: _attribute_similarity(attrs.get(i), attrs.get(j)))
-            current = mmr_rerank(current, lam=float(p.get("lambda", 0.7)), sim=sim, k=ctx.k, label=label)
-        elif rule.kind in ("max_per_brand", "max_per_category"):
-            key = (lambda a: a.brand_id) if rule.kind == "max_per_brand" else (lambda a: a.category_id)
-            res = _cap(current, attrs, key, int(p["n"]), label)
+            current = mmr_rerank(
+                current, lam=float(p.get("lambda", 0.7)), sim=sim, k=ctx.k, label=label, effects=effects
+            )
+        elif kind in ("max_per_brand", "max_per_category"):
+            key = (lambda a: a.brand_id) if kind == "max_per_brand" else (lambda a: a.category_id)
+            res = _cap(current, attrs, key, int(p["n"]), kind, label, effects)
             current, removed = res.kept, removed + res.removed
-        elif rule.kind == "pin_skus":
-            current, pin_removed = _pins(current, p.get("pins", ()), attrs, ctx, filters, pinned_ids or {})
+        elif kind == "pin_skus":
+            current, pin_removed = _pins(
+                current, p.get("pins", ()), attrs, ctx, filters, pinned_ids or {}, effects
+            )
             removed += pin_removed
-    return RuleOutcome(kept=current, removed=removed)
+    return RuleOutcome(kept=current, removed=removed, effects=effects)
 
 
 def _pins(
@@ -530,55 +588,44 @@ def _pins(
     ctx: RuleContext,
     filters: Sequence[RuleSpec],
     pinned_ids: Mapping[str, int],
+    effects: Effects,
 ) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
     removed: list[tuple[Candidate, str]] = []
-    by_id = {c.product_id: c for c in cands}
+    index_of = {c.product_id: i for i, c in enumerate(cands)}
     placed: list[tuple[int, Candidate]] = []
     for pin in sorted(pins, key=lambda p: p["position"]):
         pid = pinned_ids.get(pin["sku"])
         if pid is None:
             continue  # the SKU no longer exists: nothing to pin
         label = f"Pinned at position {pin['position']}"
-        base = by_id.get(pid) or Candidate(
-            product_id=pid, score=0.0, engine="pinned", reason="Featured", tier=0
+        before = index_of.get(pid)
+        base = (
+            cands[before]
+            if before is not None
+            else Candidate(product_id=pid, score=0.0, engine="pinned", reason="Featured", tier=0)
         )
         failed = next(
             (f for f in filters if not _filter_predicate(f.kind, f.params, attrs, ctx)(pid)),
             None,
         )
         if failed is not None:  # a pinned item must still be in stock, active, in range, ...
-            removed.append((base.touched(label), rule_label(failed.kind, failed.params)))
+            failed_label = rule_label(failed.kind, failed.params)
+            removed.append((base.touched(label), failed_label))
+            effects.append(
+                (pid, RuleEffect(failed.kind, failed_label, "filtered", before, None, f"pin {pin['sku']}"))
+            )
             continue
         placed.append((pin["position"] - 1, base.touched(label)))
+    if not placed:
+        return list(cands), removed
     pinned = {c.product_id for _, c in placed}
     rest = [c for c in cands if c.product_id not in pinned]
     for index, cand in placed:  # ascending positions: earlier inserts never shift later pins
         rest.insert(min(index, len(rest)), cand)
+    after = {c.product_id: i for i, c in enumerate(rest) if c.product_id in pinned}
+    for _, cand in placed:
+        pid = cand.product_id
+        effects.append(
+            (pid, RuleEffect("pin_skus", cand.rules[-1], "pinned", index_of.get(pid), after[pid]))
+        )
     return rest, removed
-
-
-def rule_references_known(kind: str, params: Any) -> dict[str, set]:
-    """The existing categories / brands / SKUs among those `params` mention (one small query each), as the
-    `known_*` keywords of `rule_params_validate`."""
-    from catalog.models import Brand, Category, Product
-
-    if not isinstance(params, dict):
-        return {}
-
-    def ints(key: str) -> list[int]:
-        raw = params.get(key)
-        return [int(v) for v in raw if str(v).isdigit()] if isinstance(raw, list) else []
-
-    known: dict[str, set] = {}
-    if "categories" in params:
-        known["known_categories"] = set(
-            Category.objects.filter(pk__in=ints("categories")).values_list("pk", flat=True)
-        )
-    if "brands" in params:
-        known["known_brands"] = set(Brand.objects.filter(pk__in=ints("brands")).values_list("pk", flat=True))
-    if kind == "pin_skus" and isinstance(params.get("pins"), list):
-        skus = [p.get("sku") for p in params["pins"] if isinstance(p, dict) and isinstance(p.get("sku"), str)]
-        known["known_skus"] = set(
-            Product.objects.filter(sku__in=[s.strip() for s in skus]).values_list("sku", flat=True)
-        )
-    return known

@@ -1,4 +1,4 @@
-"""Recommender reads for the admin: widget attribution by day, the live preview with explanations."""
+"""Recommender reads: widget attribution by day, the live preview with explanations, stored decision traces."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ from catalog.models import Customer, Event, Order, OrderLine, Product
 
 from . import serving
 from .models import DecisionTraceRecord, Impression, Widget
-from .serving.trace import DecisionTrace
+from .serving import widgets as serving_widgets
+from .serving.trace import DecisionTrace, ItemTrace
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +133,31 @@ class PreviewItem:
     product: Product
     explanation: str = ""
     contributions: tuple[tuple[str, float, float], ...] = ()
+    trace: ItemTrace | None = None  # sources with ranks, every rule's effect with positions
 
 
 @dataclass(frozen=True)
 class Preview:
     items: tuple[PreviewItem, ...]
     removed: tuple[tuple[Product | None, str, str], ...]  # (product, engine, rule)
-    trace: serving.ServingTrace
+    trace: DecisionTrace
     customer: Customer | None
     product: Product | None
+
+    @property
+    def sources(self) -> list[str]:
+        """Candidate sources in the order they were asked ("ease (cached)", "trending", ...)."""
+        names = list(dict.fromkeys(s.source for i in self.trace.items for s in i.sources))
+        hits = {h.split(":", 1)[1] for h in self.trace.cache_hits if h.startswith("candidates:")}
+        return [f"{n} (cached)" if n in hits else n for n in names]
+
+    @property
+    def model_version_id(self) -> int | None:
+        return self.trace.model_versions[0][1] if self.trace.model_versions else None
+
+    @property
+    def cached(self) -> bool:
+        return any(h.startswith("candidates:") for h in self.trace.cache_hits)
 
 
 def widget_preview(
@@ -153,9 +170,10 @@ def widget_preview(
     k: int | None = None,
     explain: bool = True,
 ) -> Preview:
-    """What this shopper would get from `widget` now (no impressions logged), with the rules that touched
-    each item, what the rules removed, and SHAP explanations for items the hybrid engine ranked."""
-    trace: list[serving.ServingTrace] = []
+    """What this shopper would get from `widget` now (no impressions logged), with its decision trace (the
+    rules that touched each item and how, what the rules removed) and SHAP explanations for items the
+    hybrid engine ranked."""
+    traces: list[DecisionTrace] = []
     recs = serving.recommendations_get(
         widget=widget,
         customer=customer,
@@ -164,18 +182,17 @@ def widget_preview(
         session_items=session_items,
         k=k,
         log=False,
-        trace=trace,
+        trace=traces,
         context={"cart": session_items} if widget.placement in ("cart", "checkout") else None,
     )
-    removed_ids = [pid for pid, _, _ in trace[0].removed]
+    trace = traces[0]
+    removed_ids = [i.product_id for i in trace.removed]
     products = Product.objects.select_related("category", "brand").in_bulk(
         [r.product_id for r in recs] + removed_ids
     )
     explanations: dict[int, Any] = {}
     if explain and any(r.engine == "hybrid" for r in recs):
-        explanations = _hybrid_explanations(
-            widget=widget, customer=customer, visitor=visitor, recs=recs, session_items=session_items
-        )
+        explanations = _hybrid_explanations(widget=widget, customer=customer, recs=recs, trace=trace)
     items = []
     for r in recs:
         if r.product_id not in products:
@@ -187,21 +204,18 @@ def widget_preview(
                 product=products[r.product_id],
                 explanation=exp.summary() if exp is not None else "",
                 contributions=tuple(exp.contributions[:6]) if exp is not None else (),
+                trace=trace.item(r.product_id),
             )
         )
-    removed = tuple((products.get(pid), engine, label) for pid, engine, label in trace[0].removed)
-    return Preview(items=tuple(items), removed=removed, trace=trace[0], customer=customer, product=product)
+    removed = tuple((products.get(i.product_id), i.engine, i.removed_by) for i in trace.removed)
+    return Preview(items=tuple(items), removed=removed, trace=trace, customer=customer, product=product)
 
 
 def _hybrid_explanations(
-    *,
-    widget: Widget,
-    customer: Customer | None,
-    visitor: str | None,
-    recs: list,
-    session_items: tuple[int, ...],
+    *, widget: Widget, customer: Customer | None, recs: list, trace: DecisionTrace
 ) -> dict[int, Any]:
-    """SHAP explanations (recommender.explain) of the hybrid-ranked items, keyed by product id."""
+    """SHAP explanations (recommender.explain) of the hybrid-ranked items, keyed by product id, for the
+    history the engines saw (the trace's)."""
     try:
         from .explain import explain_many
     except ImportError:
@@ -212,14 +226,7 @@ def _hybrid_explanations(
     loaded = serving.model_load(version)
     if loaded is None:
         return {}
-    history = serving._shopper_load(
-        customer=customer,
-        visitor=visitor,
-        session_items=list(session_items),
-        context={},
-        need_purchases=False,
-    ).history
-    hist_idx = serving._to_idx(loaded, history)
+    hist_idx = serving.product_indices(loaded, trace.history)
     wanted = [r.product_id for r in recs if r.engine == "hybrid" and r.product_id in loaded.product_index]
     if not wanted:
         return {}
@@ -234,52 +241,43 @@ def _hybrid_explanations(
     return dict(zip(wanted, exps, strict=False))
 
 
+# ---------------------------------------------------------------------------------------------- rules
+
+
+def rule_references_known(*, kind: str, params: Any) -> dict[str, set]:
+    """The existing categories / brands / SKUs among those `params` mention (one small query each), as the
+    `known_*` keywords of `recommender.rules.rule_params_validate` (which is pure and cannot look)."""
+    from catalog.models import Brand, Category
+
+    if not isinstance(params, dict):
+        return {}
+
+    def ints(key: str) -> list[int]:
+        raw = params.get(key)
+        return [int(v) for v in raw if str(v).isdigit()] if isinstance(raw, list) else []
+
+    known: dict[str, set] = {}
+    if "categories" in params:
+        known["known_categories"] = set(
+            Category.objects.filter(pk__in=ints("categories")).values_list("pk", flat=True)
+        )
+    if "brands" in params:
+        known["known_brands"] = set(Brand.objects.filter(pk__in=ints("brands")).values_list("pk", flat=True))
+    if kind == "pin_skus" and isinstance(params.get("pins"), list):
+        skus = [p.get("sku") for p in params["pins"] if isinstance(p, dict) and isinstance(p.get("sku"), str)]
+        known["known_skus"] = set(
+            Product.objects.filter(sku__in=[s.strip() for s in skus]).values_list("sku", flat=True)
+        )
+    return known
+
+
 # ---------------------------------------------------------------------------------------------- widgets
+# The enabled widget as serving reads it lives with serving (recommender.serving.widgets); re-exported here
+# for the views and the admin. (serving never imports this module: no cycle.)
 
-WIDGET_CACHE_PREFIX = "rs:widget:"
-
-
-def widget_cache_key(slug: str) -> str:
-    return f"{WIDGET_CACHE_PREFIX}{slug}"
-
-
-def widget_get_enabled(*, slug: str) -> Widget | None:
-    """The enabled widget `slug` with its enabled rules prefetched and its pinned version joined, or None.
-
-    Read through the cache for RECSITE_WIDGET_CACHE_SECONDS (default 10): serving a widget then costs one
-    cache read instead of two queries. The admin drops the entry when it saves a widget, so merchandisers
-    see their changes at once; other writes show within the TTL. A dead cache falls back to the database.
-    """
-    from django.conf import settings
-    from django.db.models import Prefetch
-
-    from .models import WidgetRule
-
-    ttl = int(getattr(settings, "RECSITE_WIDGET_CACHE_SECONDS", 10))
-    key = widget_cache_key(slug)
-    if ttl > 0:
-        hit = serving.cache_get(key)
-        if hit is not None:
-            return hit or None  # False: cached "no such enabled widget"
-    widget = (
-        Widget.objects.select_related("model_version")
-        .prefetch_related(Prefetch("rules", queryset=WidgetRule.objects.filter(enabled=True)))
-        .filter(slug=slug, enabled=True)
-        .first()
-    )
-    if ttl > 0:
-        serving.cache_set(key, widget if widget is not None else False, ttl)
-    return widget
-
-
-def widget_cache_forget(*, slugs: list[str]) -> None:
-    """Drop cached widget configurations (after the admin saved them)."""
-    from django.core.cache import cache
-
-    try:
-        cache.delete_many([widget_cache_key(s) for s in slugs])
-    except Exception:  # a dead cache holds nothing to forget
-        logger.warning("cache unavailable forgetting widgets %s", slugs, exc_info=True)
+widget_get_enabled = serving_widgets.widget_get_enabled
+widget_cache_key = serving_widgets.widget_cache_key
+widget_cache_forget = serving_widgets.widget_cache_forget
 
 
 # ---------------------------------------------------------------------------------------------- decision traces

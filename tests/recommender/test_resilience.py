@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from recommender import serving
 from recommender.models import Impression, ModelVersion
-from recommender.serving import ServingTrace, recommendations_get
+from recommender.serving import DecisionTrace, recommendations_get
 from tests.catalog.api_fixtures import api_client_fixture, api_key_fixture  # noqa: F401
 from tests.recommender.serving_fixtures import (  # noqa: F401
     ALL_MODEL_STRATEGIES,
@@ -46,12 +46,12 @@ def test_dead_redis_serves_live_with_a_warning(dead_redis, model_strategies, cap
     model_version_make(shop=shop)
     widget = widget_make(strategy="personalized", num_items=3)
     with caplog.at_level(logging.WARNING, logger="recommender.serving"):
-        trace: list[ServingTrace] = []
+        trace: list[DecisionTrace] = []
         recs = recommendations_get(widget=widget, customer=shop.customers[0], trace=trace)
         again = recommendations_get(widget=widget, customer=shop.customers[0])
     assert len(recs) == 3 and len(again) == 3
     assert recs[0].engine == "itemknn"
-    assert trace[0].cached is False
+    assert not trace[0].cache_hits
     warnings = [r for r in caplog.records if "cache" in r.getMessage()]
     assert len(warnings) == 1  # the circuit breaker: one failure, then the cache is skipped for a while
 
@@ -77,7 +77,7 @@ def test_corrupt_artifact_falls_back_and_warns(model_strategies, caplog):
     widget = widget_make(strategy="personalized", num_items=3)
     # when
     with caplog.at_level(logging.WARNING, logger="recommender.serving"):
-        trace: list[ServingTrace] = []
+        trace: list[DecisionTrace] = []
         recs = recommendations_get(widget=widget, customer=shop.customers[0], trace=trace)
     # then the fallback serves k items and the failure is logged
     assert len(recs) == 3
@@ -131,10 +131,10 @@ def test_failing_impression_log_still_returns_items(monkeypatch, caplog):
     shop_create()
     widget = widget_make(strategy="trending", num_items=2)
 
-    def broken(rows):
+    def broken(rows, **_):
         raise RuntimeError("database refused the insert")
 
-    monkeypatch.setattr(serving, "impressions_write", broken)
+    monkeypatch.setattr("recommender.serving.pipeline.impressions_write", broken)
     with caplog.at_level(logging.WARNING, logger="recommender.serving"):
         recs = recommendations_get(widget=widget)
     assert len(recs) == 2

@@ -11,6 +11,7 @@ from recommender.rules import (
     Candidate,
     ProductAttrs,
     RuleContext,
+    RuleParamsError,
     RuleSpec,
     mmr_rerank,
     rule_params_validate,
@@ -235,7 +236,7 @@ def test_duplicates_keep_the_best_occurrence():
     ],
 )
 def test_validation_messages_are_readable(kind, params, message):
-    with pytest.raises(ValidationError) as exc:
+    with pytest.raises(RuleParamsError) as exc:
         rule_params_validate(kind, params)
     assert message in exc.value.messages[0]
 

@@ -11,7 +11,7 @@ from recommender import serving
 from recommender.batch import candidates_precompute
 from recommender.models import Impression, ModelVersion
 from recommender.services import model_version_promote
-from recommender.serving import Recommendation, ServingTrace, candidates_cache_key, recommendations_get
+from recommender.serving import Recommendation, DecisionTrace, candidates_cache_key, recommendations_get
 from tests.factories import CustomerFactory, OrderFactory, OrderLineFactory
 from tests.recommender.serving_fixtures import (  # noqa: F401  (fixtures)
     _serving_fresh,
@@ -40,7 +40,7 @@ def test_untrained_personalized_widget_falls_back_to_trending_and_fills_k():
     shop = shop_create()
     widget = widget_make(strategy="personalized", num_items=5)
     # when
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recs = recommendations_get(widget=widget, customer=shop.customers[0], trace=trace)
     # then k items, from the fallback chain, each labelled
     assert len(recs) == 5
@@ -68,7 +68,7 @@ def test_personalized_live_uses_the_model_and_explains(model_strategies):
     widget = widget_make(strategy="personalized", num_items=2)
     customer = shop.customers[3]  # a cluster-1 shopper (viewed items 0-2; others viewed 3 and 4)
     # when
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recs = recommendations_get(widget=widget, customer=customer, trace=trace)
     # then the items come from their cluster, and none is already viewed
     viewed = set(customer.events.values_list("product_id", flat=True))
@@ -78,7 +78,7 @@ def test_personalized_live_uses_the_model_and_explains(model_strategies):
     assert set(_ids(recs)) <= cluster1
     assert not set(_ids(recs)) & viewed
     assert recs[0].reason.startswith("Because you viewed C1 item")
-    assert trace[0].cached is False
+    assert not trace[0].cache_hits
 
 
 def test_personalized_cached_batch_is_served_and_keyed_by_version(model_strategies):
@@ -91,18 +91,18 @@ def test_personalized_cached_batch_is_served_and_keyed_by_version(model_strategi
     assert result.customers == 1
     key1 = candidates_cache_key(model_version_id=v1.pk, customer_id=customer.pk)
     # when
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recs = recommendations_get(widget=widget, customer=customer, trace=trace)
     # then served from the cache, same items as the live model would give
-    assert trace[0].cached is True
-    assert trace[0].model_version_id == v1.pk
+    assert bool(trace[0].cache_hits)
+    assert trace[0].model_versions[0][1] == v1.pk
     serving.serving_state_reset()
     from django.core.cache import cache
 
     cache.delete(key1)
-    live_trace: list[ServingTrace] = []
+    live_trace: list[DecisionTrace] = []
     live = recommendations_get(widget=widget, customer=customer, trace=live_trace)
-    assert live_trace[0].cached is False
+    assert not live_trace[0].cache_hits
     assert _ids(recs) == _ids(live)
     assert recs[0].reason == live[0].reason
     # and a promotion changes the key: the new version is served, never the old list
@@ -110,9 +110,9 @@ def test_personalized_cached_batch_is_served_and_keyed_by_version(model_strategi
     model_version_promote(version=v2)
     key2 = candidates_cache_key(model_version_id=v2.pk, customer_id=customer.pk)
     assert key2 != key1
-    trace2: list[ServingTrace] = []
+    trace2: list[DecisionTrace] = []
     recommendations_get(widget=widget, customer=customer, trace=trace2)
-    assert trace2[0].model_version_id == v2.pk
+    assert trace2[0].model_versions[0][1] == v2.pk
     assert Impression.objects.filter(model_version=v2).exists()
 
 
@@ -134,9 +134,9 @@ def test_pinned_model_version_is_served_instead_of_active(model_strategies):
     model_version_make(shop=shop)  # active
     pinned = model_version_make(shop=shop, status=ModelVersion.Status.RETIRED)
     widget = widget_make(strategy="personalized", model_version=pinned)
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recommendations_get(widget=widget, customer=shop.customers[0], trace=trace)
-    assert trace[0].model_version_id == pinned.pk
+    assert trace[0].model_versions[0][1] == pinned.pk
 
 
 def test_consent_none_never_personalizes(model_strategies):
@@ -146,7 +146,7 @@ def test_consent_none_never_personalizes(model_strategies):
     customer = shop.customers[3]
     Customer.objects.filter(pk=customer.pk).update(consent=Customer.Consent.NONE)
     customer.refresh_from_db()
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recs = recommendations_get(widget=widget, customer=customer, trace=trace)
     assert len(recs) == 3
     assert {r.engine for r in recs} == {"trending"}
@@ -263,7 +263,11 @@ def test_impressions_logged_in_one_bulk_insert_with_propensity(model_strategies)
             context={"experiment": "exp-1", "variant": "B"},
         )
     inserts = [q for q in ctx.captured_queries if q["sql"].startswith("INSERT")]
-    assert len(inserts) == 1
+    # one bulk insert of the impressions, one of the list's decision trace
+    assert [q["sql"].split('"')[1] for q in inserts] == [
+        "recommender_impression",
+        "recommender_decisiontracerecord",
+    ]
     rows = {i.id: i for i in Impression.objects.filter(request_id=request_id)}
     assert set(rows) == {r.impression_id for r in recs}
     for rec in recs:
@@ -290,7 +294,7 @@ def test_buffered_impression_writer(settings):
     shop_create()
     widget = widget_make(strategy="trending", num_items=3)
     recs = recommendations_get(widget=widget)
-    serving._writer.flush()  # the background thread would do this within 0.5 s
+    serving.impression_writer.flush()  # the background thread would do this within 0.5 s
     assert Impression.objects.filter(id__in=[r.impression_id for r in recs]).count() == 3
 
 
@@ -327,9 +331,9 @@ def test_cached_candidates_round_trip_through_redis_and_postgres(model_strategie
     assert result.customers == len(shop.customers) and result.cache_ok
     key = candidates_cache_key(model_version_id=v1.pk, customer_id=customer.pk)
     assert cache.get(key)["items"]
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recs = recommendations_get(widget=widget, customer=customer, trace=trace)
-    assert trace[0].cached is True and len(recs) == 2
+    assert bool(trace[0].cache_hits) and len(recs) == 2
     cache.delete_many(
         [candidates_cache_key(model_version_id=v1.pk, customer_id=c.pk) for c in shop.customers]
     )

@@ -15,7 +15,7 @@ from recommender import serving
 from recommender.batch import candidates_precompute
 from recommender.models import ModelVersion, Widget, WidgetRule
 from recommender.services import model_version_promote
-from recommender.serving import ServingTrace, recommendations_get
+from recommender.serving import DecisionTrace, recommendations_get
 from tests.catalog.api_fixtures import api_client_fixture, api_key_fixture  # noqa: F401
 from tests.recommender.serving_fixtures import (  # noqa: F401
     _serving_fresh,
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 class Clock:
-    """Stands in for the `time` module inside recommender.serving: monotonic() is moved by hand."""
+    """Stands in for the `time` module inside recsite.memo: monotonic() is moved by hand."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -49,7 +49,7 @@ def clock(monkeypatch, settings):
     settings.RECSITE_SERVING_MEMO_SECONDS = 5.0
     settings.RECSITE_SERVING_ATTRS_SECONDS = 30.0
     fake = Clock()
-    monkeypatch.setattr(serving, "time", fake)
+    monkeypatch.setattr("recsite.memo.time", fake)  # the clock of every per-process memo
     serving.serving_state_reset()
     return fake
 
@@ -60,9 +60,9 @@ def url(slug: str, **params) -> str:
 
 
 def _served_version(widget, customer) -> int | None:
-    trace: list[ServingTrace] = []
+    trace: list[DecisionTrace] = []
     recommendations_get(widget=widget, customer=customer, trace=trace, log=False)
-    return trace[0].model_version_id
+    return trace[0].model_versions[0][1]
 
 
 def test_promotion_shows_within_the_generation_poll_interval(
@@ -129,10 +129,16 @@ def test_cached_personalized_request_makes_two_queries_when_warm(clock, api_clie
         for q in ctx.captured_queries
         if q["sql"].startswith("SELECT")
     )
-    # impressions are written inline under the test settings (the buffered writer under `make serve`)
+    # impressions and the list's decision trace are written inline under the test settings (the buffered
+    # writer under `make serve`)
     writes = [q["sql"].split(" (")[0] for q in ctx.captured_queries if not q["sql"].startswith("SELECT")]
     assert reads == ["catalog_customer", "catalog_event"], reads
-    assert writes == ['INSERT INTO "recommender_impression"'], writes
+    assert writes == [
+        'INSERT INTO "recommender_impression"',
+        'INSERT OR IGNORE INTO "recommender_decisiontracerecord"'
+        if connection.vendor == "sqlite"
+        else 'INSERT INTO "recommender_decisiontracerecord"',
+    ], writes
 
 
 def test_widget_rule_saved_shows_at_once_here_and_within_a_second_elsewhere(clock, api_client):
@@ -279,8 +285,8 @@ def test_gc_freeze_runs_once_per_process_and_per_model_version(monkeypatch, sett
             return 0
 
     fake = FakeGC()
-    monkeypatch.setattr(serving, "gc", fake)
-    monkeypatch.setattr(serving, "_heap_frozen_after", set())
+    monkeypatch.setattr("recommender.serving.loading.gc", fake)
+    monkeypatch.setattr("recommender.serving.loading._heap_frozen_after", set())
     settings.RECSITE_GC_FREEZE = True
     shop = shop_create()
     model_version_make(shop=shop)
@@ -289,6 +295,6 @@ def test_gc_freeze_runs_once_per_process_and_per_model_version(monkeypatch, sett
         assert recommendations_get(widget=widget, customer=customer, log=False)
     assert fake.freezes == 2  # the first request, then the first load of the model version
     settings.RECSITE_GC_FREEZE = False
-    monkeypatch.setattr(serving, "_heap_frozen_after", set())
+    monkeypatch.setattr("recommender.serving.loading._heap_frozen_after", set())
     recommendations_get(widget=widget, customer=shop.customers[0], log=False)
     assert fake.freezes == 2
