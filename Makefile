@@ -23,6 +23,7 @@ demo: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py train --all
+	$(BIN)/python manage.py demo_visits
 	$(BIN)/python manage.py demo_admin --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) recsite.asgi:application
 
