@@ -27,9 +27,10 @@ demo: install
 	$(BIN)/python manage.py demo_admin --base-url http://127.0.0.1:$(PORT)
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) recsite.asgi:application
 
-# The whole suite twice: on the embedded defaults (SQLite, local-memory cache, eager Celery), then again on
+# Import contracts (pyproject.toml [tool.importlinter]) first, then the whole suite twice: on the embedded defaults (SQLite, local-memory cache, eager Celery), then again on
 # PostgreSQL + Redis (cache, broker, channel layer) when they answer; tests marked `realservices` run only then.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not realservices"
 	@if $(BIN)/python scripts/services_up.py "$(PG_URL)" "$(REDIS_TEST_URL)"; then \
 		DATABASE_URL="$(PG_URL)" REDIS_URL="$(REDIS_TEST_URL)" $(BIN)/python -m pytest -q -p no:cacheprovider; \
@@ -53,6 +54,7 @@ worker: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install
 	$(BIN)/ruff format .

@@ -291,7 +291,7 @@ def run_once(
     `on_session(arm, log)` (optional) sees every simulated visit's SessionLog, e.g. for paired analyses."""
     from catalog.models import Customer, Product
     from catalog.services.events import events_record
-    from catalog.services.seed import demo_data_seed
+    from experiments.seeding import demo_data_seed
     from experiments.analysis import experiment_results
     from experiments.bandit_serving import bandit_rng_seed, bandit_states_expire
     from experiments.models import Experiment, Variant

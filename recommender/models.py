@@ -1,11 +1,12 @@
 """Widgets (what merchandisers configure), training runs, the model registry, impressions."""
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
 
-from catalog.models import Customer, Product
+from catalog.models import Brand, Category, Customer, Product
 
 
 class ModelVersion(models.Model):
@@ -149,6 +150,31 @@ class Widget(models.Model):
         return self.slug
 
 
+def rule_references_known(*, kind: str, params: Any) -> dict[str, set]:
+    """WidgetRule.clean's lookups: the existing categories / brands / SKUs among those `params` mention (one
+    small query each), as the `known_*` keywords of `recommender.rules.rule_params_validate` (pure)."""
+    if not isinstance(params, dict):
+        return {}
+
+    def ints(key: str) -> list[int]:
+        raw = params.get(key)
+        return [int(v) for v in raw if str(v).isdigit()] if isinstance(raw, list) else []
+
+    known: dict[str, set] = {}
+    if "categories" in params:
+        known["known_categories"] = set(
+            Category.objects.filter(pk__in=ints("categories")).values_list("pk", flat=True)
+        )
+    if "brands" in params:
+        known["known_brands"] = set(Brand.objects.filter(pk__in=ints("brands")).values_list("pk", flat=True))
+    if kind == "pin_skus" and isinstance(params.get("pins"), list):
+        skus = [p.get("sku") for p in params["pins"] if isinstance(p, dict) and isinstance(p.get("sku"), str)]
+        known["known_skus"] = set(
+            Product.objects.filter(sku__in=[s.strip() for s in skus]).values_list("sku", flat=True)
+        )
+    return known
+
+
 class WidgetRule(models.Model):
     """One business rule of a widget; applied in `position` order. `params` are validated per kind."""
 
@@ -187,7 +213,6 @@ class WidgetRule(models.Model):
         from django.core.exceptions import ValidationError
 
         from .rules import RuleParamsError, rule_params_validate
-        from .selectors import rule_references_known
 
         try:
             self.params = rule_params_validate(
@@ -267,7 +292,10 @@ class EngineChoice(models.Model):
     decision = models.CharField(max_length=255, blank=True, default="")
     decided_at = models.DateTimeField(null=True, blank=True)
     override = models.CharField(
-        max_length=32, blank=True, default="", help_text="A merchandiser's choice; empty follows the evaluation."
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="A merchandiser's choice; empty follows the evaluation.",
     )
     override_by = models.CharField(max_length=150, blank=True, default="")
     override_at = models.DateTimeField(null=True, blank=True)

@@ -241,36 +241,6 @@ def _hybrid_explanations(
     return dict(zip(wanted, exps, strict=False))
 
 
-# ---------------------------------------------------------------------------------------------- rules
-
-
-def rule_references_known(*, kind: str, params: Any) -> dict[str, set]:
-    """The existing categories / brands / SKUs among those `params` mention (one small query each), as the
-    `known_*` keywords of `recommender.rules.rule_params_validate` (which is pure and cannot look)."""
-    from catalog.models import Brand, Category
-
-    if not isinstance(params, dict):
-        return {}
-
-    def ints(key: str) -> list[int]:
-        raw = params.get(key)
-        return [int(v) for v in raw if str(v).isdigit()] if isinstance(raw, list) else []
-
-    known: dict[str, set] = {}
-    if "categories" in params:
-        known["known_categories"] = set(
-            Category.objects.filter(pk__in=ints("categories")).values_list("pk", flat=True)
-        )
-    if "brands" in params:
-        known["known_brands"] = set(Brand.objects.filter(pk__in=ints("brands")).values_list("pk", flat=True))
-    if kind == "pin_skus" and isinstance(params.get("pins"), list):
-        skus = [p.get("sku") for p in params["pins"] if isinstance(p, dict) and isinstance(p.get("sku"), str)]
-        known["known_skus"] = set(
-            Product.objects.filter(sku__in=[s.strip() for s in skus]).values_list("sku", flat=True)
-        )
-    return known
-
-
 # ---------------------------------------------------------------------------------------------- widgets
 # The enabled widget as serving reads it lives with serving (recommender.serving.widgets); re-exported here
 # for the views and the admin. (serving never imports this module: no cycle.)

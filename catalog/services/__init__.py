@@ -27,11 +27,8 @@ from .customers import (  # noqa: F401
 from .events import EventResult, EventsRecordResult, events_record  # noqa: F401
 from .orders import CheckoutError, order_place  # noqa: F401
 from .seed import (  # noqa: F401
-    SCALES,
     DemoLogin,
-    SeedResult,
     demo_data_delete,
     demo_data_present,
-    demo_data_seed,
     demo_logins_create,
 )

@@ -224,7 +224,7 @@ def recommendations_get(
             experiment=str(context.get("experiment", "")),
             variant=str(context.get("variant", "")),
             cache_hits=cache_hits,
-            stage_ms=list(clock.ms.items()),
+            stage_ms=[(name, round(ms, 4)) for name, ms in clock.ms.items()],  # as to_json keeps them
             warnings=warnings,
             created_ts=time.time(),
         )

@@ -20,7 +20,7 @@ from catalog.models import (
     ShoppingSession,
     Visitor,
 )
-from catalog.services.seed import demo_data_seed
+from experiments.seeding import demo_data_seed
 from recommender.models import Widget
 
 pytestmark = pytest.mark.django_db
@@ -232,7 +232,7 @@ def test_demo_admin_bad_arguments(args, message):
 
 
 def test_scales_match_the_documented_sizes():
-    from catalog.services.seed import SCALES
+    from experiments.seeding import SCALES
 
     assert (SCALES["default"].customers, SCALES["default"].products, SCALES["default"].days) == (
         10_000,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from catalog.services.seed import SCALES, demo_data_seed, seed_arguments_check
+from experiments.seeding import SCALES, demo_data_seed, seed_arguments_check
 
 
 def _progress_factory(enabled: bool):
