@@ -39,6 +39,7 @@ from .loading import (
     model_recommend,
     model_similar,
     model_version_for,
+    product_indices,
     scored_products,
     user_key_customer,
 )
@@ -312,6 +313,30 @@ def _bandit_candidates(
     )
 
 
+def history_drivers(loaded: LoadedModel, *, history: list[int], candidates: list[int]) -> dict[int, int]:
+    """product id -> the history product that raises its score most, for "Because you viewed X": the
+    engine's own attribution (`recommender.explain.driver_items`: exact for the linear engines), else the
+    most similar recent history item (`because_items`)."""
+    try:
+        from ..explain import driver_items
+
+        idx = product_indices(loaded, history)
+        known = [p for p in candidates if p in loaded.product_index]
+        drivers = driver_items(
+            engine_name=loaded.engine_name,
+            engine=loaded.engine,
+            history_idx=idx,
+            item_idx=[loaded.product_index[p] for p in known],
+        )
+        if drivers:
+            ids = loaded.product_ids
+            by_index = dict(zip((loaded.product_index[p] for p in known), known, strict=True))
+            return {by_index[i]: int(ids[h]) for i, h in drivers.items() if i in by_index}
+    except Exception:  # an explainer problem must not cost the list: fall back to similarity
+        logger.warning("driver items failed for %s; using similarity", loaded.engine_name, exc_info=True)
+    return because_items(loaded, history=history, candidates=candidates)
+
+
 def _model_candidates(
     strategy: str, *, loaded: LoadedModel, shopper: Shopper, product: Product | None, n: int
 ) -> CandidateSource | None:
@@ -324,7 +349,7 @@ def _model_candidates(
             return None  # nothing the model knows about this shopper yet
         user_key = user_key_customer(shopper.customer.pk) if shopper.customer is not None else None
         src.items = model_recommend(loaded, history=history, n=n, user_key=user_key)
-        src.because = because_items(loaded, history=history, candidates=[p for p, _ in src.items])
+        src.because = history_drivers(loaded, history=history, candidates=[p for p, _ in src.items])
         titles = product_titles(src.because.values())
         verb = "viewed" if strategy == "personalized" else "looked at"
         src.reasons = {p: f"Because you {verb} {titles[b]}" for p, b in src.because.items() if b in titles}

@@ -45,6 +45,13 @@ def test_trace_of_a_personalized_list_holds_sources_history_and_versions(model_s
     first = t.items[0]
     assert first.sources[0].source == "itemknn" and first.sources[0].rank >= 1
     assert first.sources[0].model_version_id == version.pk
+    # reason labels name the history item that drives the score (recommender.explain.driver_items)
+    because = t.meta["because"]
+    assert because and set(because.values()) <= set(t.history)
+    titles = dict(Product.objects.values_list("pk", "title"))
+    for item in t.items:
+        if str(item.product_id) in because:
+            assert item.reason == f"Because you viewed {titles[because[str(item.product_id)]]}"
     assert [name for name, _ in t.stage_ms][:2] == ["variant", "shopper"]
     assert all(ms >= 0 for _, ms in t.stage_ms)
 
