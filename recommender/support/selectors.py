@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, Q
 from django.urls import reverse
 
 from catalog.models import Customer, Event, Order, Product
 from recommender.models import DecisionTraceRecord, Impression, ModelVersion, Widget
 from recommender.selectors import decision_trace_get
-from recommender.serving.trace import DecisionTrace
+from recommender.serving.trace import DecisionTrace, ItemTrace, SourceScore
 
 from .timeline import TimelineEntry, timeline_sources
 
@@ -523,7 +524,7 @@ class FeatureStat:
 
 @dataclass
 class ModelAttributions:
-    """Attributions of one model version's items over a sample of stored traces."""
+    """Attributions of one model version's items over a sample of lists (stored, or recomputed)."""
 
     version: ModelVersion
     n_lists: int
@@ -532,6 +533,7 @@ class ModelAttributions:
     methods: tuple[str, ...] = ()
     score_kinds: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
+    source: str = ""  # "stored lists" or "recent shoppers (recomputed)"
 
 
 HISTORY_GROUP = "history item"
@@ -546,25 +548,115 @@ def _group_name(c: dict[str, Any]) -> str:
     return str(c.get("name", "?"))
 
 
+SOURCES = {"auto", "traces", "shoppers"}
+
+
 def model_version_attributions(
-    *, version: ModelVersion, sample: int = 100, scan: int = 5000
+    *, version: ModelVersion, sample: int = 100, source: str = "auto", scan: int = 5000
 ) -> ModelAttributions:
-    """Mean |contribution| per feature (and every contribution, for the summary plot) over the items this
-    version proposed in up to `sample` of the newest stored traces that used it (scanning at most `scan`
-    traces). Items a fallback filled in are left out."""
+    """Mean |contribution| per feature (and every contribution, for the summary plot) of the items this
+    version proposed, over up to `sample` lists:
+
+    * source "traces": the newest stored lists that used the version (scanning at most `scan` traces);
+      items a fallback filled in are left out;
+    * source "shoppers": the version's top 10 recomputed now for the `sample` customers with the most
+      recent activity (their histories as serving reads them): for a version that served nobody yet;
+    * "auto": stored lists, or recent shoppers when no stored list used the version.
+
+    Raises ValueError for an unknown source."""
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}; choose one of: {', '.join(sorted(SOURCES))}.")
     sample = max(1, min(int(sample), 1000))
-    rows = DecisionTraceRecord.objects.order_by("-created_at", "-id").values_list("trace", flat=True)[:scan]
+    res = ModelAttributions(version, 0, 0, [])
+    if source in ("auto", "traces"):
+        rows = DecisionTraceRecord.objects.order_by("-created_at", "-id").values_list("trace", flat=True)[
+            :scan
+        ]
+        used = (
+            DecisionTrace.from_json(raw)
+            for raw in rows
+            if any(int(v) == version.pk for _e, v in raw.get("model_versions", ()))
+        )
+        res = _aggregate(version, used, sample, "stored lists")
+    if source == "shoppers" or (source == "auto" and res.n_lists == 0):
+        res = _aggregate(version, _recomputed_traces(version, sample), sample, "recent shoppers (recomputed)")
+    return res
+
+
+def _recomputed_traces(version: ModelVersion, n: int) -> Iterable[DecisionTrace]:
+    """Traces of the version's top 10 for the n most recently active customers (personalisation allowed),
+    built as serving would record them, so that `trace_explain` explains them the same way."""
+    from recommender.services import ModelArtifactError, model_version_load
+    from recommender.serving import shopper_load
+
+    try:
+        loaded = model_version_load(version=version)
+    except ModelArtifactError as exc:
+        log.warning("cannot load %s for explanations: %s", version, exc)
+        return
+    recent = (
+        Event.objects.filter(customer__isnull=False)
+        .exclude(customer__consent=Customer.Consent.NONE)
+        .order_by("-timestamp")
+        .values_list("customer_id", flat=True)[: n * 50]
+    )
+    seen: list[int] = []
+    for cid in recent:
+        if cid not in seen:
+            seen.append(cid)
+        if len(seen) >= n:
+            break
+    for customer in Customer.objects.filter(pk__in=seen):
+        shopper = shopper_load(
+            customer=customer, visitor=None, session_items=(), context={}, need_purchases=False
+        )
+        pairs = [(loaded.product_index.get(p), e) for p, e in zip(shopper.history, shopper.history_events)]
+        pairs = [(i, e) for i, e in pairs if i is not None]
+        if not pairs:
+            continue
+        hist = np.asarray([i for i, _ in pairs], dtype=np.int64)
+        user = loaded.user_index.get(f"c:{customer.pk}")
+        users = None if user is None else np.asarray([user], dtype=np.int64)
+        try:
+            idx, scores = loaded.engine.recommend([hist], 10, exclude=[hist], users=users)
+        except Exception as exc:  # an engine that cannot score this history: skip the shopper, say why
+            log.warning("%s could not recommend for customer %s: %s", version, customer.pk, exc)
+            continue
+        items = tuple(
+            ItemTrace(
+                product_id=int(loaded.product_ids[i]),
+                score=float(sc),
+                engine=version.engine,
+                sources=(SourceScore(version.engine, float(sc), rank + 1, version.pk),),
+                slot=rank,
+            )
+            for rank, (i, sc) in enumerate(zip(np.asarray(idx[0]).tolist(), np.asarray(scores[0]).tolist()))
+            if i >= 0 and math.isfinite(sc)
+        )
+        yield DecisionTrace(
+            request_id=str(uuid.uuid4()),
+            widget="",
+            strategy="personalized",
+            k=10,
+            items=items,
+            customer_id=customer.pk,
+            history=tuple(int(loaded.product_ids[i]) for i, _ in pairs),
+            history_events=tuple(e for _, e in pairs),
+            model_versions=((version.engine, version.pk),),
+        )
+
+
+def _aggregate(
+    version: ModelVersion, traces: Iterable[DecisionTrace], sample: int, source: str
+) -> ModelAttributions:
     stats: dict[str, FeatureStat] = {}
     n_lists = n_items = 0
     methods: set[str] = set()
     kinds: set[str] = set()
     errors: list[str] = []
-    for raw in rows:
+    for trace in traces:
         if n_lists >= sample:
             break
-        if not any(int(v) == version.pk for _e, v in raw.get("model_versions", ())):
-            continue
-        trace = DecisionTrace.from_json(raw)
         explained = trace_explanation(trace=trace)
         if explained.explanation is None:
             if explained.error not in errors:
@@ -603,6 +695,7 @@ def model_version_attributions(
         tuple(sorted(methods - {""})),
         tuple(sorted(kinds - {""})),
         tuple(errors),
+        source,
     )
 
 

@@ -23,6 +23,7 @@ from recsite.roles import VIEW_EXPLANATIONS
 from . import charts
 from .selectors import (
     LOOKUP_KINDS,
+    SOURCES,
     ExplainedTrace,
     ShopperNotFound,
     model_version_attributions,
@@ -39,6 +40,9 @@ from .selectors import (
 
 SHOPPER_PERMS = (VIEW_EXPLANATIONS, "catalog.view_customer")
 MODEL_PERMS = (VIEW_EXPLANATIONS, "recommender.view_modelversion")
+# Lists explained per model page by default: a hybrid's TreeSHAP over recomputed lists costs about 0.25 s
+# a list on the demo machine (measured, small demo), so 30 keeps the page under 10 s.
+DEFAULT_SAMPLE = 30
 
 
 def _guard(request: HttpRequest, perms: tuple[str, ...]) -> None:
@@ -204,15 +208,26 @@ def trace_view(request: HttpRequest, request_id: str) -> HttpResponse:
 # ------------------------------------------------------------------------------------- model versions
 
 
-def _sample(request: HttpRequest) -> tuple[int, str]:
-    raw = request.GET.get("sample", "100")
+def _sample(request: HttpRequest) -> tuple[int, str, str]:
+    """(sample, source, warning) from the query string; bad values fall back to the defaults, with a warning."""
+    raw = request.GET.get("sample", str(DEFAULT_SAMPLE))
+    source = request.GET.get("source", "auto")
+    warnings = []
+    if source not in SOURCES:
+        warnings.append(f"source must be one of {', '.join(sorted(SOURCES))} (got {source!r}); using auto.")
+        source = "auto"
     if raw.isdigit() and 10 <= int(raw) <= 1000:
-        return int(raw), ""
-    return 100, f"sample must be a whole number from 10 to 1000 (got {raw!r}); using 100."
+        sample = int(raw)
+    else:
+        sample = DEFAULT_SAMPLE
+        warnings.append(
+            f"sample must be a whole number from 10 to 1000 (got {raw!r}); using {DEFAULT_SAMPLE}."
+        )
+    return sample, source, " ".join(warnings)
 
 
-def _model_block(version: ModelVersion, sample: int) -> dict[str, Any]:
-    res = model_version_attributions(version=version, sample=sample)
+def _model_block(version: ModelVersion, sample: int, source: str) -> dict[str, Any]:
+    res = model_version_attributions(version=version, sample=sample, source=source)
     return {
         "version": version,
         "res": res,
@@ -236,21 +251,22 @@ def model_view(request: HttpRequest, pk: int) -> HttpResponse:
         return _render(
             request, "model.html", "Model explanations", status=404, not_found=f"No model version {pk}."
         )
-    sample, warning = _sample(request)
+    sample, source, warning = _sample(request)
     return _render(
         request,
         "model.html",
         f"Model explanations: v{version.pk} ({version.engine})",
-        blocks=[_model_block(version, sample)],
+        blocks=[_model_block(version, sample, source)],
         warning=warning,
         sample=sample,
+        source=source,
         versions=ModelVersion.objects.order_by("-id").values_list("id", "engine", "status")[:100],
     )
 
 
 def model_compare_view(request: HttpRequest) -> HttpResponse:
     _guard(request, MODEL_PERMS)
-    sample, warning = _sample(request)
+    sample, source, warning = _sample(request)
     raw = [request.GET.get("a", ""), request.GET.get("b", "")]
     versions_all = ModelVersion.objects.order_by("-id").values_list("id", "engine", "status")[:100]
     if not all(r.strip().isdigit() for r in raw):
@@ -264,6 +280,7 @@ def model_compare_view(request: HttpRequest) -> HttpResponse:
             blocks=[],
             compare=True,
             sample=sample,
+            source=source,
         )
     ids = [int(r) for r in raw]
     versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in=ids)}
@@ -279,18 +296,20 @@ def model_compare_view(request: HttpRequest) -> HttpResponse:
             blocks=[],
             compare=True,
             sample=sample,
+            source=source,
         )
     return _render(
         request,
         "model.html",
         f"Compare model explanations: v{ids[0]} and v{ids[1]}",
-        blocks=[_model_block(versions[i], sample) for i in ids],
+        blocks=[_model_block(versions[i], sample, source) for i in ids],
         warning=warning,
         versions=versions_all,
         compare=True,
         a=ids[0],
         b=ids[1],
         sample=sample,
+        source=source,
     )
 
 

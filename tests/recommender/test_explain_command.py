@@ -208,3 +208,38 @@ def test_support_trace_page_shows_the_same_explanation(served, client):
     for item in data["items"]:
         for c in item["contributions"][:3]:
             assert c["name"].replace("'", "&#x27;").replace('"', "&quot;") in then
+
+
+def test_model_attributions_over_recent_shoppers_and_stored_lists(served):
+    from recommender.models import ModelVersion
+    from recommender.support.selectors import model_version_attributions
+
+    version = ModelVersion.objects.get(engine="itemknn")
+    stored = model_version_attributions(version=version, source="traces")
+    assert stored.source == "stored lists" and stored.n_lists == 1 and stored.n_items >= 1
+    fresh = model_version_attributions(version=version, source="shoppers", sample=5)
+    assert fresh.source == "recent shoppers (recomputed)" and fresh.n_lists == 5
+    names = [f.name for f in fresh.features]
+    assert names and all(n.startswith("history item") for n in names), names  # item-kNN: history only
+    assert fresh.features[0].mean_abs > 0 and fresh.methods == ("exact-linear",)
+    with pytest.raises(ValueError, match="Unknown source 'everything'"):
+        model_version_attributions(version=version, source="everything")
+
+
+def test_model_page_falls_back_to_recent_shoppers(served, client):
+    from django.contrib.auth.models import Group
+    from django.urls import reverse
+
+    from recommender.models import DecisionTraceRecord, ModelVersion
+    from recsite.roles import MERCHANDISERS
+    from tests.factories import UserFactory
+
+    DecisionTraceRecord.objects.all().delete()
+    user = UserFactory(username="merch-page", is_staff=True)
+    user.groups.set([Group.objects.get(name=MERCHANDISERS)])
+    client.force_login(user)
+    version = ModelVersion.objects.get(engine="itemknn")
+    body = client.get(reverse("support:model", args=[version.pk]), {"sample": "10"}).content.decode()
+    assert "recent shoppers (recomputed)" in body and 'class="rs-beeswarm"' in body
+    bad = client.get(reverse("support:model", args=[version.pk]), {"source": "x"}).content.decode()
+    assert "source must be one of auto, shoppers, traces" in bad
