@@ -401,6 +401,26 @@ class HybridEngine:
         }
         return self
 
+    def serving_refit(self, data: InteractionData) -> HybridEngine:
+        """Refit the base engines and the feature statistics on `data` (e.g. all events, after this engine
+        was fitted and evaluated on a training part), keeping the learned ranker. This is exactly what
+        `fit` does in its step 3 (`refit_base`), so serving sees fresh candidates and counts while the
+        ranker stays the evaluated one. Returns self."""
+        self._check_fitted()
+        engines = self._fit_engines(data)
+        context = rk.feature_context_build(data)
+        if context.feature_names(self.base_engines) != self.feature_names_:
+            raise RuntimeError("hybrid: the new data changes the feature set; fit the engine again instead")
+        self.engines_, self.context_ = engines, context
+        self.n_items_ = data.n_items
+        self.pop_rank_ = _pop_rank(context.popularity)
+        self._explainer = None
+        self.fit_info_ = {
+            **self.fit_info_,
+            "serving_refit_on": {"users": data.n_users, "items": data.n_items},
+        }
+        return self
+
     # ------------------------------------------------------------------ serve
 
     def features_for(

@@ -139,7 +139,13 @@ def test_train_all_trains_the_hybrid_and_reports_the_choice(settings):
     runs = {r.engine: r for r in TrainingRun.objects.all()}
     assert set(runs) == {"ease", "itemknn", "hybrid", "pop"}
     assert all(r.status == TrainingRun.Status.SUCCEEDED for r in runs.values())
-    assert ModelVersion.objects.filter(engine="hybrid", status="active").exists()
+    hybrid = ModelVersion.objects.get(engine="hybrid", status="active")
+    assert hybrid.params["n_candidates"] == 50  # the shop recipe (training.SHOP_ENGINE_PARAMS)
+    # served by the ranker that was evaluated, its base engines refitted on every event
+    from recommender.services import model_version_load
+
+    loaded = model_version_load(version=hybrid)
+    assert loaded.engine.fit_info_["serving_refit_on"]["users"] == len(loaded.user_keys)
     # one read of the events for all runs: every run saw the same high-water mark and held-out cut
     assert len({r.data_snapshot["events_high_water"] for r in runs.values()}) == 1
     assert len({r.data_snapshot["evaluation"]["cut"] for r in runs.values()}) == 1
