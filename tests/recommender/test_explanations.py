@@ -175,3 +175,36 @@ def test_list_items_and_a_missing_model_version_are_reported_not_raised():
     assert trending["method"] == "list-statistics" and trending["score"] == 12.0 and _additive(trending)
     assert "rank 3" in trending["summary"] and "Trending" in trending["summary"]
     assert version.pk  # the real version was not needed
+
+
+@pytest.mark.parametrize("engine", ["itemknn", "hybrid"])
+def test_a_list_served_by_the_pipeline_is_explained_with_the_scores_it_was_served_with(engine, settings):
+    # given a trained engine serving a personalized widget
+    from recommender.models import Widget
+    from recommender.serving import recommendations_get, serving_state_reset
+
+    settings.RECSITE_STRATEGY_ENGINES = {"personalized": engine}
+    shop = shop_create(n_customers=40, n_products=12)
+    params = (
+        {"n_candidates": 10, "lgbm_params": {"n_estimators": 20, "min_child_samples": 2}}
+        if engine == "hybrid"
+        else {}
+    )
+    version = _train(engine, **params)
+    serving_state_reset()
+    widget = Widget.objects.create(
+        slug="for-you", title="For you", placement="home", strategy="personalized", num_items=4
+    )
+    collected: list[DecisionTrace] = []
+    # when
+    recs = recommendations_get(widget=widget, customer=shop["customers"][2], log=False, trace=collected)
+    out = trace_explain(trace=collected[-1]).as_json()
+    # then: the model's items are attributed from the same history, to the score they were served with
+    assert recs and out["model_versions"][0] == {"engine": engine, "version": version.pk}
+    model_items = [i for i in out["items"] if i["engine"] == engine]
+    assert model_items
+    for item in model_items:
+        source = next(s for s in item["sources"] if s["source"] == engine)
+        assert item["score"] == pytest.approx(source["score"], rel=1e-5, abs=1e-6)
+        assert _additive(item)
+    assert not [w for w in out["warnings"] if "differs from the served" in w]
