@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FRAGMENTS = ROOT / "docs" / "benchmarks"
 INCLUDED = {"simulation_investigation"}
-ORDER = ["summary", "offline", "torch", "hybrid", "ingest", "seed", "training", "serving", "simulation"]
+ORDER = ["summary", "offline", "torch", "hybrid", "ingest", "seed", "training", "train_all", "serving", "simulation"]
 
 HEADER = """# Benchmarks
 
