@@ -228,6 +228,13 @@ def trace_explain(*, trace: DecisionTrace, event_weights: dict[str, float] | Non
         p = products.get(int(pid))
         return p.title if p is not None else f"product {pid} (deleted)"
 
+    segment = ""
+    if trace.customer_id is not None and any(it.engine == "segment_popular" for it in all_items):
+        from catalog.models import Customer
+
+        c = Customer.objects.filter(pk=trace.customer_id).values("age_band", "gender", "region").first()
+        segment = " / ".join(v for v in (c or {}).values() if v)
+
     plans = [_plan(it, versions) for it in all_items]
     attributions: dict[int, ItemAttribution] = {}  # id(item trace) -> attribution
     by_version: dict[int, list[_Plan]] = {}
@@ -236,7 +243,9 @@ def trace_explain(*, trace: DecisionTrace, event_weights: dict[str, float] | Non
         if plan.version_id is not None and plan.engine in REGISTRY and not similarity:
             by_version.setdefault(plan.version_id, []).append(plan)
         else:
-            attributions[id(plan.item)] = _list_attribution(plan.item, trace, label, similarity=similarity)
+            attributions[id(plan.item)] = _list_attribution(
+                plan.item, trace, label, similarity=similarity, segment=segment
+            )
 
     for version_id, group in by_version.items():
         try:
@@ -374,7 +383,7 @@ def _model_attributions(
 
 
 def _list_attribution(
-    item: ItemTrace, trace: DecisionTrace, label: Any, *, similarity: bool
+    item: ItemTrace, trace: DecisionTrace, label: Any, *, similarity: bool, segment: str = ""
 ) -> ItemAttribution:
     src = _source_of(item)
     score = src.score if src is not None else item.score
@@ -397,7 +406,13 @@ def _list_attribution(
                 f"{item.engine} score {score:.4g}" + (f", rank {rank}" if rank else "") + "."
             ),
         )
-    return list_attribution(product_id=item.product_id, source=item.engine, score=float(score), rank=rank)
+    return list_attribution(
+        product_id=item.product_id,
+        source=item.engine,
+        score=float(score),
+        rank=rank,
+        segment=segment if item.engine == "segment_popular" else "",
+    )
 
 
 def _unavailable(item: ItemTrace, version_id: int, why: str) -> ItemAttribution:

@@ -12,6 +12,7 @@ from recommender.models import ModelVersion, TrainingRun
 from recommender.services import model_version_load
 from recommender.serving.trace import DecisionTrace, ItemTrace, RuleEffect, SourceScore
 from recommender.training import training_run_execute
+from tests.factories import CustomerFactory
 from tests.recommender._training_fixtures import shop_create
 
 pytestmark = pytest.mark.django_db
@@ -162,6 +163,17 @@ def test_list_items_and_a_missing_model_version_are_reported_not_raised():
                 tier=1,
             ),
         ),
+        removed=(
+            ItemTrace(
+                product_id=p1.pk,
+                score=4.0,
+                engine="segment_popular",
+                sources=(SourceScore("segment_popular", 4.0, 2),),
+                removed_by="At most 1 per brand",
+                tier=1,
+            ),
+        ),
+        customer_id=CustomerFactory(age_band="25-34", gender="f", region="").pk,
         history=(p1.pk,),
         history_events=("view",),
         model_versions=(("ease", 99999),),  # deleted since
@@ -174,6 +186,8 @@ def test_list_items_and_a_missing_model_version_are_reported_not_raised():
     assert any("99999" in w for w in out["warnings"])
     assert trending["method"] == "list-statistics" and trending["score"] == 12.0 and _additive(trending)
     assert "rank 3" in trending["summary"] and "Trending" in trending["summary"]
+    (segment,) = out["removed"]
+    assert "segment 25-34 / f" in segment["summary"] and "rank 2" in segment["summary"] and _additive(segment)
     assert version.pk  # the real version was not needed
 
 
