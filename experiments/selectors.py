@@ -1,21 +1,25 @@
 """Reads for experiments: the snapshot serving uses per request, lists for the admin.
 
 `experiment_for_widget(widget_id=...)` is on the serving hot path: it answers from a process-local memo
-checked against a generation token in the shared cache (one cache read per request, no query). Every
-start / pause / stop / weight change sets a new token, so the change reaches every worker at its next
-request; a cleared or evicted cache also invalidates the memo. Changes that bypass the services (or a
+checked against a generation token in the shared cache, read together with serving's own generations at
+most once a second per process (`recommender.serving.cache.generations_poll`: no cache read per request,
+no query). Every start / pause / stop / weight change sets a new token, so the change reaches every worker
+within about a second (at once in the process that made it); a cleared or evicted cache also invalidates
+the memo. Changes that bypass the services (or a
 dead cache) show within `MEMO_SECONDS` (`FALLBACK_SECONDS` while the cache is unreachable).
 """
 
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
+
+from recommender.serving.cache import cache_is_down, generation_watch, generations_poll
+from recsite.memo import Memo
 
 from .models import Experiment, Exposure, Variant
 
@@ -94,29 +98,28 @@ def experiment_cache_bump() -> None:
         cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
 
 
-def _generation() -> str | None:
-    """The shared generation token (created when missing, e.g. after a cache flush); None if the cache is down."""
-    try:
-        token = cache.get(GENERATION_KEY)
-        if token is None:
-            token = uuid.uuid4().hex
-            if not cache.add(GENERATION_KEY, token, None):
-                token = cache.get(GENERATION_KEY)
-        return token
-    except Exception:
-        return None
+def _snapshot_seconds() -> float:
+    return FALLBACK_SECONDS if cache_is_down() else MEMO_SECONDS
 
 
-_memo: dict[str, tuple[float, Any]] = {}
+# The running experiments, memoised per process; forgotten when GENERATION_KEY changes, which serving polls
+# together with its own generations (one cache read per second per process, not one per request).
+_memo: Memo[dict[int, ExperimentSnapshot]] = Memo(maxsize=1, ttl=_snapshot_seconds)
+generation_watch(GENERATION_KEY, _memo.clear)
+
+
+def experiments_memo_clear() -> None:
+    """Forget this process's snapshot of running experiments (tests, the simulator between runs)."""
+    _memo.clear()
 
 
 def running_experiments_by_widget() -> dict[int, ExperimentSnapshot]:
-    """widget id -> snapshot of the running experiment targeting it (two queries, memoised)."""
-    now = time.monotonic()
-    generation = _generation()
+    """widget id -> snapshot of the running experiment targeting it (two queries, memoised: a change made in
+    another process shows within about a second, within FALLBACK_SECONDS while the cache is down)."""
+    generations_poll()
     hit = _memo.get("running")
-    if hit is not None and hit[0] > now and hit[1][0] == generation:
-        return hit[1][1]
+    if hit is not None:
+        return hit
     experiments = list(
         Experiment.objects.filter(status=Experiment.Status.RUNNING).prefetch_related("variants", "widgets")
     )
@@ -128,10 +131,7 @@ def running_experiments_by_widget() -> dict[int, ExperimentSnapshot]:
             continue
         for wid in wids:
             out.setdefault(wid, snap)
-    _memo["running"] = (
-        now + (MEMO_SECONDS if generation is not None else FALLBACK_SECONDS),
-        (generation, out),
-    )
+    _memo.set("running", out)
     return out
 
 

@@ -164,7 +164,7 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
     )
     overrides.enable()
     serving_state_reset()
-    selectors._memo.clear()
+    selectors.experiments_memo_clear()
     bandit_serving.bandit_state_reset()
     try:
         say(f"Throw-away database: {db_path} (SQLite; the shop's own database is not touched)")
@@ -178,7 +178,7 @@ def sandbox(*, keep: bool = False, say: Callable[[str], None] = lambda s: None) 
         caches.settings["default"] = saved_cache
         caches["default"] = saved_cache_obj
         serving_state_reset()
-        selectors._memo.clear()
+        selectors.experiments_memo_clear()
         bandit_serving.bandit_state_reset()
         if keep:
             say(f"Kept the simulation database at {db_path}")
@@ -227,7 +227,7 @@ def _process_state_reset() -> None:
 
     cache.clear()  # the sandbox's private local-memory cache
     serving_state_reset()
-    selectors._memo.clear()
+    selectors.experiments_memo_clear()
     bandit_serving.bandit_state_reset()
 
 
@@ -291,11 +291,11 @@ def run_once(
     `on_session(arm, log)` (optional) sees every simulated visit's SessionLog, e.g. for paired analyses."""
     from catalog.models import Customer, Product
     from catalog.services.events import events_record
-    from experiments.seeding import demo_data_seed
     from experiments.analysis import experiment_results
     from experiments.bandit_serving import bandit_rng_seed, bandit_states_expire
     from experiments.models import Experiment, Variant
     from experiments.offpolicy import ope_reports
+    from experiments.seeding import demo_data_seed
     from experiments.selectors import ExperimentSnapshot
     from experiments.services import experiment_start, variant_assign
     from recommender.models import TrainingRun, Widget, WidgetRule

@@ -50,7 +50,8 @@ def cache_failed(op: str, key: str) -> None:
 def cache_breaker_reset() -> None:
     _breaker["down_until"] = 0.0
     _outage_lists.clear()
-    _generation_seen[:] = [None, None, -1e18]
+    _generation_seen[2] = -1e18
+    _seen.clear()
 
 
 def cache_get(key: str) -> Any:
@@ -136,28 +137,38 @@ def shared_list(key: str, compute: Callable[[], Any], ttl: int = LIST_TTL) -> An
 # --------------------------------------------------------------------------------------------------
 # Generations
 
-# [registry generation, widget generation, clock time they were read]
-_generation_seen: list[Any] = [None, None, -1e18]
-_listeners: dict[str, list[Callable[[], None]]] = {"registry": [], "widgets": []}
+# generation key -> the memos to forget when it changes (registry and widgets here; other apps may add
+# theirs with `generation_watch`, e.g. experiments' running-experiment snapshot)
+_watched: dict[str, list[Callable[[], None]]] = {REGISTRY_GENERATION_KEY: [], WIDGET_GENERATION_KEY: []}
+_KINDS = {"registry": REGISTRY_GENERATION_KEY, "widgets": WIDGET_GENERATION_KEY}
+_seen: dict[str, Any] = {}
+_generation_seen: list[Any] = [None, None, -1e18]  # [unused, unused, clock time of the last poll]
 
 
 def generation_listen(kind: str, forget: Callable[[], None]) -> None:
     """Call `forget()` whenever the `kind` ("registry" or "widgets") generation is seen to change."""
-    _listeners[kind].append(forget)
+    generation_watch(_KINDS[kind], forget)
+
+
+def generation_watch(key: str, forget: Callable[[], None]) -> None:
+    """Call `forget()` whenever the cache value under `key` is seen to change (polled with the others, in
+    the same round trip)."""
+    _watched.setdefault(key, []).append(forget)
 
 
 def generations_poll() -> None:
-    """Forget memoised versions / widgets when the registry / widget generation changed (both read in one
-    cache round trip, at most once per GENERATION_POLL_SECONDS per process)."""
+    """Forget the memos whose generation changed (every watched key read in one cache round trip, at most
+    once per GENERATION_POLL_SECONDS per process)."""
     now = memo.monotonic()
     if now - _generation_seen[2] < GENERATION_POLL_SECONDS:
         return
-    got = cache_get_many([REGISTRY_GENERATION_KEY, WIDGET_GENERATION_KEY])  # {} when the cache is down
-    registry, widgets = got.get(REGISTRY_GENERATION_KEY), got.get(WIDGET_GENERATION_KEY)
-    if registry != _generation_seen[0]:
-        for forget in _listeners["registry"]:
-            forget()
-    if widgets != _generation_seen[1]:
-        for forget in _listeners["widgets"]:
-            forget()
-    _generation_seen[:] = [registry, widgets, now]
+    _generation_seen[2] = now
+    keys = list(_watched)
+    got = cache_get_many(keys)  # {} when the cache is down
+    for key in keys:
+        value = got.get(key)
+        if key not in _seen or value != _seen[key]:
+            if key in _seen:
+                for forget in _watched[key]:
+                    forget()
+            _seen[key] = value

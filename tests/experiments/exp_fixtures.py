@@ -14,11 +14,11 @@ from tests.factories import ProductFactory
 @pytest.fixture(autouse=True)
 def _fresh_state():
     serving.serving_state_reset()
-    selectors._memo.clear()
+    selectors.experiments_memo_clear()
     bandit_serving.bandit_state_reset()
     yield
     serving.serving_state_reset()
-    selectors._memo.clear()
+    selectors.experiments_memo_clear()
     bandit_serving.bandit_state_reset()
 
 
