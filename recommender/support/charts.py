@@ -21,7 +21,7 @@ def _fmt(v: float) -> str:
     return f"{v:+.3g}" if abs(v) < 1000 else f"{v:+,.0f}"
 
 
-def _clip(label: str, n: int = 42) -> str:
+def _clip(label: str, n: int = 36) -> str:
     return label if len(label) <= n else label[: n - 1] + "…"
 
 
@@ -60,8 +60,8 @@ def waterfall_svg(
         return label_w + plot_w * (v - lo) / (hi - lo)
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-waterfall" width="{width}" height="{height}" '
-        f'role="img" aria-label="{escape(title or "explanation waterfall")}" style="font:11px sans-serif;background:#fff">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-waterfall" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="{escape(title or "explanation waterfall")}" style="font:11px sans-serif;background:#fff;max-width:{width}px;height:auto">'
     ]
     if title:
         out.append(f'<text x="4" y="14" font-weight="bold">{escape(_clip(title, 90))}</text>')
@@ -120,8 +120,8 @@ def bars_svg(
     hi = max(v for _, v in rows) or 1.0
     height = top + row_h * len(rows) + 8
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-bars" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(title or "mean absolute contribution")}" style="font:11px sans-serif;background:#fff">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-bars" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(title or "mean absolute contribution")}" style="font:11px sans-serif;background:#fff;max-width:{width}px;height:auto">'
     ]
     if title:
         out.append(f'<text x="4" y="14" font-weight="bold">{escape(_clip(title, 90))}</text>')
@@ -167,14 +167,14 @@ def beeswarm_svg(
         lo, hi = lo - 1, hi + 1
     label_w, row_h, top = 230, 30, 22 if title else 6
     plot_w = width - label_w - 20
-    height = top + row_h * len(rows) + 30
+    height = top + row_h * len(rows) + 40
 
     def x(v: float) -> float:
         return label_w + plot_w * (v - lo) / (hi - lo)
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-beeswarm" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(title or "summary plot")}" style="font:11px sans-serif;background:#fff">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="rs-beeswarm" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        f'aria-label="{escape(title or "summary plot")}" style="font:11px sans-serif;background:#fff;max-width:{width}px;height:auto">'
     ]
     if title:
         out.append(f'<text x="4" y="14" font-weight="bold">{escape(_clip(title, 90))}</text>')

@@ -8,6 +8,7 @@ again with a message saying what to type, never a 500.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib import admin
@@ -202,6 +203,7 @@ def trace_view(request: HttpRequest, request_id: str) -> HttpResponse:
         shopper_url=_shopper_url(trace.customer_id, trace.visitor)
         if (trace.customer_id or trace.visitor)
         else "",
+        shown_at=datetime.fromtimestamp(trace.created_ts, tz=UTC) if trace.created_ts else None,
     )
 
 
