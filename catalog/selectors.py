@@ -347,9 +347,17 @@ def cart_summary_get(*, cart: Mapping[str, int], impressions: Mapping[str, str] 
 
 
 def customer_for_user_get(*, user) -> Customer | None:
-    if user is None or not user.is_authenticated:
+    """The customer linked to a signed-in user (None for anonymous users or users without one)."""
+    if user is None or not getattr(user, "is_authenticated", False):
         return None
     return Customer.objects.filter(user=user).first()
+
+
+def customer_get(*, external_id: str) -> Customer | None:
+    """The customer with this external id (the shop's own id, as REST clients and support staff give it)."""
+    if not external_id:
+        return None
+    return Customer.objects.filter(external_id=external_id).first()
 
 
 def customer_orders_list(*, customer: Customer, limit: int = 20) -> list[Order]:

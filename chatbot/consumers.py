@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from catalog.middleware import VISITOR_COOKIE
-from catalog.models import Customer
+from catalog.selectors import customer_for_user_get
 
 from . import services
 
@@ -83,9 +83,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     @database_sync_to_async
     def _handle(self, text: str, conversation_id: str | None) -> services.ChatReply:
         user = self.scope.get("user")
-        customer = None
-        if user is not None and user.is_authenticated:
-            customer = Customer.objects.filter(user=user).first()
+        customer = customer_for_user_get(user=user)
         visitor = (self.scope.get("cookies") or {}).get(VISITOR_COOKIE, "")[:64]
         conversation = services.conversation_get_or_create(
             conversation_id=conversation_id,

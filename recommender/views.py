@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET
 
 from catalog.models import Customer, Product
+from catalog.selectors import customer_for_user_get
 
 from . import serving
 from .selectors import widget_get_enabled
@@ -53,10 +54,7 @@ def parse_id_list(raw: str | None, *, name: str = "session_items") -> tuple[int,
 
 
 def request_customer(request: HttpRequest) -> Customer | None:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return None
-    return Customer.objects.filter(user=user).first()
+    return customer_for_user_get(user=getattr(request, "user", None))
 
 
 def cart_items(request: HttpRequest) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Customer, Product
+from catalog.selectors import customer_for_user_get, customer_get
 from recsite.api import PUBLIC_AUTHENTICATION, ClientRateThrottle, StorefrontOrAPIKey, is_api_key_request
 
 from .. import serving
@@ -85,10 +86,7 @@ def _redis_client(cache: Any) -> Any:
 
 
 def _customer_of(request: Request) -> Customer | None:
-    user = request.user
-    if user is None or not user.is_authenticated:
-        return None
-    return Customer.objects.filter(user=user).first()
+    return customer_for_user_get(user=request.user)
 
 
 class RecommendationsView(APIView):
@@ -188,7 +186,7 @@ class RecommendationsView(APIView):
         if external_id:
             if not api_key:
                 raise PermissionDenied(BROWSER_CUSTOMER_ERROR)
-            customer = Customer.objects.filter(external_id=external_id).first()
+            customer = customer_get(external_id=external_id)
             if customer is None:
                 raise NotFound(f"Unknown customer {external_id!r}.")
         elif not api_key:
