@@ -31,6 +31,9 @@ from recommender.models import Impression, Widget, WidgetRule
 from recommender.rules import HELP
 from recommender.selectors import widget_attribution, widget_cache_forget, widget_preview
 from recommender.strategies import strategy_engine
+from recsite.roles import VIEW_EXPLANATIONS
+
+SUPPORT_CONSOLE_PERMS = (VIEW_EXPLANATIONS, "catalog.view_customer")
 
 RULE_HELP = format_html(
     "<details><summary>Parameters for each rule type</summary><dl>{}</dl></details>",
@@ -294,6 +297,16 @@ class ImpressionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     show_full_result_count = False
     ordering = ["-created_at"]
+
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
+        # staff who may use the support console get a link to the list's explained decision trace
+        if request.user.has_perms(SUPPORT_CONSOLE_PERMS):
+            return [*self.list_display, "why"]
+        return list(self.list_display)
+
+    @admin.display(description="why?")
+    def why(self, obj: Impression) -> str:
+        return format_html('<a href="{}">explain</a>', reverse("support:trace", args=[obj.request_id]))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Impression | None = None) -> list[str]:
         return [f.name for f in self.model._meta.fields]

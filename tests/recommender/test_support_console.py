@@ -443,3 +443,19 @@ def test_bars_and_beeswarm():
     swarm = beeswarm_svg([("a", [(0.1, 1.0), (0.2, 3.0), (-0.1, None)]), ("b", [(0.0, None)])])
     assert swarm.count("<circle") == 4
     assert "No attributions" in beeswarm_svg([("a", [])])
+
+
+def test_impression_list_links_to_the_explanation_for_support_only(client, shop):
+    from recsite.roles import MERCHANDISERS
+
+    url = reverse("admin:recommender_impression_changelist")
+    trace_url = reverse("support:trace", args=[shop.request_id])
+    support = UserFactory(username="support-imp", is_staff=True)
+    support.groups.set([Group.objects.get(name=SUPPORT)])
+    client.force_login(support)
+    assert trace_url in client.get(url).content.decode()
+    merchandiser = UserFactory(username="merch-imp", is_staff=True)
+    merchandiser.groups.set([Group.objects.get(name=MERCHANDISERS)])
+    client.force_login(merchandiser)
+    response = client.get(url)
+    assert response.status_code == 200 and trace_url not in response.content.decode()
