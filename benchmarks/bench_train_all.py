@@ -186,6 +186,18 @@ def _write(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
                 if run["status"] == "succeeded"
                 else f"| {label} | {engine} | failed: {run['error'][-100:]!r} |" + " |" * 8
             )
+    data_before = sum(r["timings"].get("data", 0.0) for r in last_b["runs"].values())
+    runs_after = sum(r["timings"].get("total", 0.0) for r in last_a["runs"].values())
+    hyb = last_a["runs"].get("hybrid", {}).get("timings", {})
+    lines += [
+        "",
+        f"Where the time went (last round): before, reading the events took {data_before:.1f} s of "
+        f"{last_b['total_s']:.1f} s ({len(last_b['runs'])} reads, one per run); after, the runs themselves took "
+        f"{runs_after:.1f} s of {last_a['total_s']:.1f} s (the rest is the one read and split, and start-up), of "
+        f"which the hybrid {hyb.get('total', 0.0):.1f} s (fit {hyb.get('fit', 0.0):.1f} s: base engines, "
+        f"candidate features and LightGBM on the training part; evaluate {hyb.get('evaluate', 0.0):.1f} s; "
+        f"refit {hyb.get('refit', 0.0):.1f} s, base engines only).",
+    ]
     choice = last_a.get("choice")
     if choice:
         lines += [
@@ -205,6 +217,7 @@ def _write(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
             )
     out = ROOT / "docs" / "benchmarks" / "train_all.md"
     out.write_text("\n".join(lines) + "\n")
+    (Path(tempfile.gettempdir()) / "bench_train_all.json").write_text(json.dumps(results))
     print(f"wrote {out}")
 
 
