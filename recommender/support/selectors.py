@@ -210,19 +210,19 @@ def shopper_get(*, customer_id: int | None = None, visitor: str = "") -> Shopper
 # ---------------------------------------------------------------------------------------- timeline
 
 
-def _who(shopper: Shopper, *, customer_field: str = "customer", visitor_field: str = "visitor_id") -> Q:
-    q = Q()
-    if shopper.customer is not None:
-        q |= Q(**{f"{customer_field}_id": shopper.customer.pk})
-    if shopper.visitor_ids:
-        q |= Q(**{f"{visitor_field}__in": list(shopper.visitor_ids)})
-    return q
+def _owner(customer_id: int | None, visitors: Sequence[str]) -> Q | None:
+    """Rows of this customer or these browsers; None when neither is given (never "everybody's")."""
+    if customer_id is None and not visitors:
+        return None
+    return (Q(customer_id=customer_id) if customer_id is not None else Q()) | (
+        Q(visitor_id__in=list(visitors)) if visitors else Q()
+    )
 
 
 def _events(customer_id: int | None, visitors: Sequence[str], limit: int) -> list[TimelineEntry]:
-    q = (Q(customer_id=customer_id) if customer_id else Q()) | (
-        Q(visitor_id__in=visitors) if visitors else Q()
-    )
+    q = _owner(customer_id, visitors)
+    if q is None:
+        return []
     rows = Event.objects.filter(q).select_related("product").order_by("-timestamp", "-id")[:limit]
     out = []
     for e in rows:
@@ -241,9 +241,9 @@ def _events(customer_id: int | None, visitors: Sequence[str], limit: int) -> lis
 
 
 def _orders(customer_id: int | None, visitors: Sequence[str], limit: int) -> list[TimelineEntry]:
-    q = (Q(customer_id=customer_id) if customer_id else Q()) | (
-        Q(visitor_id__in=visitors) if visitors else Q()
-    )
+    q = _owner(customer_id, visitors)
+    if q is None:
+        return []
     rows = Order.objects.filter(q).annotate(n_lines=Count("lines")).order_by("-created_at")[:limit]
     return [
         TimelineEntry(
@@ -258,9 +258,9 @@ def _orders(customer_id: int | None, visitors: Sequence[str], limit: int) -> lis
 
 
 def _recommendations(customer_id: int | None, visitors: Sequence[str], limit: int) -> list[TimelineEntry]:
-    q = (Q(customer_id=customer_id) if customer_id else Q()) | (
-        Q(visitor_id__in=visitors) if visitors else Q()
-    )
+    q = _owner(customer_id, visitors)
+    if q is None:
+        return []
     return [
         TimelineEntry(
             s.at,
@@ -357,7 +357,8 @@ def _lists(q: Q, limit: int) -> list[ShownList]:
 
 def shopper_lists(*, shopper: Shopper, limit: int = 50) -> list[ShownList]:
     """The recommendation lists the shopper was shown, newest first."""
-    return _lists(_who(shopper), max(1, min(int(limit), 500)))
+    q = _owner(shopper.customer.pk if shopper.customer is not None else None, shopper.visitor_ids)
+    return [] if q is None else _lists(q, max(1, min(int(limit), 500)))
 
 
 # ---------------------------------------------------------------------------------- explained traces

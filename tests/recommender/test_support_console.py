@@ -459,3 +459,13 @@ def test_impression_list_links_to_the_explanation_for_support_only(client, shop)
     client.force_login(merchandiser)
     response = client.get(url)
     assert response.status_code == 200 and trace_url not in response.content.decode()
+
+
+def test_a_shopper_with_no_identity_sees_nobody_elses_data(shop):
+    from recommender.support.selectors import Shopper, shopper_lists
+
+    nobody = Shopper(None, ())
+    assert shopper_timeline(shopper=nobody) == []
+        e.kind == "chat" for e in shopper_timeline(shopper=nobody)
+    )
+    assert shopper_lists(shopper=nobody) == []
