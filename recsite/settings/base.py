@@ -108,7 +108,7 @@ REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "recsite.cache.RedisCache",  # Django's, reusing one client per pool
             "LOCATION": REDIS_URL,
             "TIMEOUT": 3600,
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},

@@ -52,7 +52,7 @@ def test_database_and_redis_urls_switch_to_real_services():
     ).stdout.split()
     assert out == [
         "django.db.backends.postgresql",
-        "django.core.cache.backends.redis.RedisCache",
+        "recsite.cache.RedisCache",
         "redis://cache:6379/1",
         "False",
         "channels_redis.core.RedisChannelLayer",
@@ -92,3 +92,12 @@ def test_production_settings_refuse_to_start_without_secret_key():
     )
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_redis_cache_reuses_one_client_per_pool():
+    from recsite.cache import RedisCache
+
+    backend = RedisCache("redis://127.0.0.1:6399/0", {"OPTIONS": {}})
+    client = backend._cache  # noqa: SLF001  (the backend's client object, as Django builds it)
+    assert client.get_client(write=False) is client.get_client(write=False)
+    assert client.get_client(write=True) is client.get_client(write=True)
