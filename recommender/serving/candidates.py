@@ -223,7 +223,7 @@ def _candidates(
         warnings.append(f"no trained model for {strategy}")
         return None
     if strategy == "personalized" and shopper.customer is not None:
-        cached = _batch_candidates(version_id=version.pk, engine=version.engine, shopper=shopper)
+        cached = _batch_candidates(version_id=version.pk, engine=version.engine, shopper=shopper, n=n)
         if cached is not None:
             return cached
     loaded = model_load(version)
@@ -244,15 +244,21 @@ def _candidates(
         return None
 
 
-def _batch_candidates(*, version_id: int, engine: str, shopper: Shopper) -> CandidateSource | None:
-    """The customer's batch-precomputed list under this version, or None on a miss."""
+def _batch_candidates(*, version_id: int, engine: str, shopper: Shopper, n: int) -> CandidateSource | None:
+    """The customer's batch-precomputed list under this version (its first n items the shopper has not
+    interacted with since the batch ran), or None on a miss."""
     assert shopper.customer is not None
     cached = cache_get(candidates_cache_key(model_version_id=version_id, customer_id=shopper.customer.pk))
     if not cached:
         return None
     seen = set(shopper.history)  # clicked since the batch ran: not recommended again
-    rows = cached["items"]
-    items = [(int(row[0]), float(row[1])) for row in rows if row[0] not in seen]
+    rows = []
+    for row in cached["items"]:
+        if row[0] not in seen:
+            rows.append(row)
+            if len(rows) >= n:  # only the first n can join the pool (ranking.source_new_items)
+                break
+    items = [(int(row[0]), float(row[1])) for row in rows]
     # Entries carry (product, score, because product[, because title]); the title saves a query.
     reasons = {int(row[0]): f"Because you viewed {row[3]}" for row in rows if len(row) > 3 and row[3]}
     because = {int(row[0]): int(row[2]) for row in rows if len(row) > 2 and row[2] is not None}
