@@ -109,7 +109,71 @@ def main() -> None:
     print(record["cumulative"])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"profile-{args.label}.json").write_text(json.dumps(record, indent=1))
+    profile_report()
+
+
+FINDINGS = """\
+Where the time went (cProfile of the version before the refactor, same database, same load; the raw
+listings are in docs/benchmarks/serving/profile-*.json):
+
+- Round trips dominated: per cached personalized call one SQL query (the shopper's recent events) and two
+  Redis reads: the batch candidates, and the running-experiment generation token that the experiments hook
+  read on every request. On a loaded two-core machine each round trip is mostly waiting for PostgreSQL or
+  Redis to be scheduled, so wall-clock time is several times the CPU time.
+- Of the CPU: Django building a new `redis.Redis` client for every cache operation (its constructor fills
+  a table of ~170 response callbacks), compiling the history query through the ORM on every call, and
+  (smaller) parsing all ~100 batch rows (reason strings, dicts) although at most n = 40 can join the pool.
+
+What changed: the experiments' generation is polled together with serving's (one cache read per second per
+process, `recommender.serving.cache.generations_poll`), the Redis backend keeps one client per connection
+pool (`recsite.cache.RedisCache`), the history query is compiled once per process and shape
+(`recommender.serving.shopper.recent_events`), and only the first n unseen batch rows are parsed. The
+decision trace costs the request only the references it keeps (`TraceDraft`); it is built and serialised in
+the impression writer's thread.
+"""
+
+
+def profile_report() -> None:
+    """docs/benchmarks/serving/profile.md from the before / after records (included in serving.md)."""
+    recs = {
+        p.stem.removeprefix("profile-"): json.loads(p.read_text()) for p in RESULTS.glob("profile-*.json")
+    }
+    if not recs:
+        return
+    lines = [
+        "### Profile: in-process `recommendations_get` of a cached personalized list",
+        "",
+        "Command: `.venv/bin/python benchmarks/profile_serving.py --database-url ... --redis-url ... --label after` "
+        "(and `--label before --code-root <the previous version, git archive 7e6a591>`), on the 2k-product bench "
+        "database prepared by bench_serving.py, server settings (memos on), no impression write. Wall-clock "
+        "medians include waiting for PostgreSQL / Redis; the CPU median is this process's own work per call.",
+        "",
+        "| Version | Calls | Median (ms) | CPU median (ms) | p95 (ms) | 1-min load |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label in sorted(recs, key=lambda k: (k != "before", k)):
+        r = recs[label]
+        lines.append(
+            f"| {label} | {r['calls']} | {r['median_ms']:.2f} | {r.get('cpu_median_ms', float('nan')):.2f} | "
+            f"{r['p95_ms']:.2f} | {r['load'][0]:.1f} |"
+        )
+    lines += ["", FINDINGS.strip()]
+    for label in sorted(recs, key=lambda k: (k != "before", k)):
+        top = "\n".join(recs[label]["tottime"].strip().splitlines()[:22])
+        lines += [
+            "",
+            f"<details><summary>cProfile, {label}, by own time</summary>",
+            "",
+            "```",
+            top,
+            "```",
+            "</details>",
+        ]
+    (RESULTS / "profile.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--report"]:
+        profile_report()
+    else:
+        main()
