@@ -117,7 +117,9 @@ class ExperimentServingHook:
     def variant_apply(
         self, *, widget: Any, customer: Any, visitor: str | None, context: dict[str, Any], log: bool
     ) -> VariantApplied:
-        applied = experiment_apply(widget=widget, customer=customer, visitor=visitor, context=context, log=log)
+        applied = experiment_apply(
+            widget=widget, customer=customer, visitor=visitor, context=context, log=log
+        )
         return VariantApplied(widget=applied.widget, rules=applied.rules, context=applied.context)
 
     def slate_order(self, *, strategy: str, widget: Any, pool: list[int], customer: Any) -> Slate | None:

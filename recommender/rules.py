@@ -38,6 +38,7 @@ class RuleParamsError(ValueError):
         super().__init__(message)
         self.messages = [message]
 
+
 # --------------------------------------------------------------------------------------------------
 # Data
 
@@ -625,7 +626,5 @@ def _pins(
     after = {c.product_id: i for i, c in enumerate(rest) if c.product_id in pinned}
     for _, cand in placed:
         pid = cand.product_id
-        effects.append(
-            (pid, RuleEffect("pin_skus", cand.rules[-1], "pinned", index_of.get(pid), after[pid]))
-        )
+        effects.append((pid, RuleEffect("pin_skus", cand.rules[-1], "pinned", index_of.get(pid), after[pid])))
     return rest, removed

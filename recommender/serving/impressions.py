@@ -55,7 +55,9 @@ def _write(pending: list[Pending]) -> None:
             try:
                 row = _trace_row(draft, batch)
             except Exception:  # a trace bug must not cost the impressions
-                logger.exception("building the decision trace of %s failed", getattr(batch, "request_id", "?"))
+                logger.exception(
+                    "building the decision trace of %s failed", getattr(batch, "request_id", "?")
+                )
                 row = None
             if row is not None:
                 traces.append(row)
@@ -115,9 +117,7 @@ class ImpressionWriter:
 impression_writer = ImpressionWriter()
 
 
-def impressions_write(
-    rows: list[Impression] | ImpressionBatch, *, trace: TraceDraft | None = None
-) -> None:
+def impressions_write(rows: list[Impression] | ImpressionBatch, *, trace: TraceDraft | None = None) -> None:
     """Write one list's impressions (model instances, or a served list's ImpressionBatch) and, with a
     draft and RECSITE_TRACE_RECORD on, its decision trace: inline, or through the buffered writer when
     RECSITE_IMPRESSIONS_ASYNC."""

@@ -155,7 +155,9 @@ def model_similar(
     if not known:
         return [[] for _ in product_ids]
     ids, scores = loaded.engine.similar_items(product_indices(loaded, known), n)
-    rows = {p: scored_products(loaded, np.asarray(ids)[i], np.asarray(scores)[i]) for i, p in enumerate(known)}
+    rows = {
+        p: scored_products(loaded, np.asarray(ids)[i], np.asarray(scores)[i]) for i, p in enumerate(known)
+    }
     return [[x for x in rows.get(p, []) if x[0] != p] for p in product_ids]
 
 
@@ -177,5 +179,3 @@ def because_items(
             if pid in wanted and (pid not in best or score > best[pid][0]):
                 best[pid] = (score, source)
     return {pid: src for pid, (_, src) in best.items()}
-
-

@@ -68,7 +68,9 @@ def variant_apply(
     to the context it logs (experiment, variant)."""
     rules = None
     for hook in serving_hooks():
-        applied = hook.variant_apply(widget=widget, customer=customer, visitor=visitor, context=context, log=log)
+        applied = hook.variant_apply(
+            widget=widget, customer=customer, visitor=visitor, context=context, log=log
+        )
         widget, context = applied.widget, applied.context
         if applied.rules is not None:
             rules = applied.rules
@@ -152,7 +154,10 @@ def recommendations_get(
             )
         except Exception as exc:  # e.g. a list computation failing: try the next fallback
             logger.warning(
-                "widget %s: strategy %s failed; trying the next fallback", widget.slug, strategy, exc_info=True
+                "widget %s: strategy %s failed; trying the next fallback",
+                widget.slug,
+                strategy,
+                exc_info=True,
             )
             warnings.append(f"{strategy} failed: {exc}")
             src = None

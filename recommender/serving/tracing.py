@@ -44,7 +44,9 @@ class TraceDraft:
         return trace_build(self)
 
 
-def _source_ranks(sources: list[tuple[int, CandidateSource]], wanted: set[int]) -> dict[int, list[SourceScore]]:
+def _source_ranks(
+    sources: list[tuple[int, CandidateSource]], wanted: set[int]
+) -> dict[int, list[SourceScore]]:
     """Every source's opinion of the wanted items (1-based rank in that source, raw score)."""
     out: dict[int, list[SourceScore]] = defaultdict(list)
     for _, src in sources:

@@ -11,7 +11,7 @@ from recommender import serving
 from recommender.batch import candidates_precompute
 from recommender.models import Impression, ModelVersion
 from recommender.services import model_version_promote
-from recommender.serving import Recommendation, DecisionTrace, candidates_cache_key, recommendations_get
+from recommender.serving import DecisionTrace, Recommendation, candidates_cache_key, recommendations_get
 from tests.factories import CustomerFactory, OrderFactory, OrderLineFactory
 from tests.recommender.serving_fixtures import (  # noqa: F401  (fixtures)
     _serving_fresh,
