@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from typing import Any
 
 from django.conf import settings
@@ -35,6 +34,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_api_key.models import APIKey
 from rest_framework_api_key.permissions import KeyParser
+
+from .memo import Memo
 
 CSRF_FIELD = "csrfmiddlewaretoken"
 CSRF_HELP = (
@@ -102,32 +103,35 @@ class APIKeyAuthentication:
 # query and no hash check. Expiry is re-checked on every request from the remembered row; a revocation or
 # deletion saved in this process clears the memo at once (signals below), in other worker processes it
 # takes effect within the TTL. Wrong keys are never remembered.
-_api_key_memo: dict[bytes, tuple[float, APIKey]] = {}
 API_KEY_MEMO_MAX = 10_000
+
+
+def _api_key_seconds() -> float:
+    return float(getattr(settings, "RECSITE_API_KEY_CACHE_SECONDS", 30.0))
+
+
+api_key_memo: Memo[APIKey] = Memo(maxsize=API_KEY_MEMO_MAX, ttl=_api_key_seconds)
 
 
 def api_key_verify(key: str) -> APIKey | None:
     """The APIKey row for a plaintext key, or None (not revoked/expired-checked: the caller does that)."""
-    ttl = float(getattr(settings, "RECSITE_API_KEY_CACHE_SECONDS", 30.0))
+    remember = _api_key_seconds() > 0
     digest = hashlib.sha256(key.encode()).digest()
-    now = time.monotonic()
-    if ttl > 0:
-        hit = _api_key_memo.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+    if remember:
+        hit = api_key_memo.get(digest)
+        if hit is not None:
+            return hit
     try:
         api_key = APIKey.objects.get_from_key(key)
     except APIKey.DoesNotExist:
         return None
-    if ttl > 0 and api_key is not None:
-        if len(_api_key_memo) >= API_KEY_MEMO_MAX:
-            _api_key_memo.clear()
-        _api_key_memo[digest] = (now + ttl, api_key)
+    if remember and api_key is not None:
+        api_key_memo.set(digest, api_key)
     return api_key
 
 
 def api_key_memo_clear(**_: Any) -> None:
-    _api_key_memo.clear()
+    api_key_memo.clear()
 
 
 post_save.connect(api_key_memo_clear, sender=APIKey, dispatch_uid="recsite-api-key-memo-save")
