@@ -68,6 +68,9 @@ class CandidateSource:
     propensities: dict[int, float] = field(default_factory=dict)  # bandit strategies: per product
     strategy: str = ""
     because: dict[int, int] = field(default_factory=dict)
+    # reason for items with a `because` product and no own reason, "{}" = that product's title; resolved by
+    # the ranking stage with the attributes it loads anyway (no query of its own)
+    because_reason: str = ""
 
 
 def candidates_cache_key(*, model_version_id: int, customer_id: int) -> str:
@@ -262,10 +265,6 @@ def _batch_candidates(*, version_id: int, engine: str, shopper: Shopper, n: int)
     # Entries carry (product, score, because product[, because title]); the title saves a query.
     reasons = {int(row[0]): f"Because you viewed {row[3]}" for row in rows if len(row) > 3 and row[3]}
     because = {int(row[0]): int(row[2]) for row in rows if len(row) > 2 and row[2] is not None}
-    missing = {p: b for p, b in because.items() if p not in reasons}
-    if missing:
-        titles = product_titles(missing.values())
-        reasons.update({p: f"Because you viewed {titles[b]}" for p, b in missing.items() if b in titles})
     return CandidateSource(
         engine,
         items,
@@ -274,6 +273,7 @@ def _batch_candidates(*, version_id: int, engine: str, shopper: Shopper, n: int)
         model_version_id=version_id,
         cached=True,
         because=because,
+        because_reason="Because you viewed {}",
     )
 
 
@@ -316,6 +316,7 @@ def _bandit_candidates(
         model_version_id=base.model_version_id,
         propensities=dict(zip(slate.items, slate.propensities, strict=True)),
         because={p: base.because[p] for p in slate.items if p in base.because},
+        because_reason=base.because_reason,
     )
 
 
@@ -356,9 +357,8 @@ def _model_candidates(
         user_key = user_key_customer(shopper.customer.pk) if shopper.customer is not None else None
         src.items = model_recommend(loaded, history=history, n=n, user_key=user_key)
         src.because = history_drivers(loaded, history=history, candidates=[p for p, _ in src.items])
-        titles = product_titles(src.because.values())
         verb = "viewed" if strategy == "personalized" else "looked at"
-        src.reasons = {p: f"Because you {verb} {titles[b]}" for p, b in src.because.items() if b in titles}
+        src.because_reason = f"Because you {verb} {{}}"
         src.default_reason = "Recommended for you" if strategy == "personalized" else "Based on your browsing"
         return src
     if strategy == "similar_items":

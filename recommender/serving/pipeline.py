@@ -32,7 +32,7 @@ from .candidates import PERSONAL_STRATEGIES, CandidateSource, candidates_get
 from .hooks import serving_hooks
 from .impressions import impressions_write, trace_recording
 from .loading import heap_freeze_once
-from .ranking import pool_extend, source_new_items
+from .ranking import attrs_needed, pool_extend, source_new_items
 from .rules import pinned_skus, pins_resolve, rule_context_make, rules_run
 from .shopper import shopper_load
 from .slots import Recommendation, slots_fill
@@ -171,7 +171,7 @@ def recommendations_get(
         if not new:
             continue
         first_pins = pins if pins and not pinned_ids else ()
-        attrs.update(product_attrs_load([p for p, _ in new if p not in attrs], skus=first_pins))
+        attrs.update(product_attrs_load(attrs_needed(src, new, attrs), skus=first_pins))
         if first_pins:
             pinned_ids = pins_resolve(attrs, pins)
         pool_extend(pool, have, src, new, tier=tier, attrs=attrs)

@@ -38,6 +38,18 @@ def source_new_items(
     return [(p, s) for p, s in src.items if p not in skip][:n]
 
 
+def attrs_needed(
+    src: CandidateSource, new: list[tuple[int, float]], have: dict[int, ProductAttrs]
+) -> list[int]:
+    """Products whose attributes the pool needs now: the new items, and the history items named in their
+    reason labels (one attribute query for both)."""
+    need = [p for p, _ in new if p not in have]
+    if src.because_reason:
+        because, reasons = src.because, src.reasons
+        need += [because[p] for p, _ in new if p in because and p not in reasons and because[p] not in have]
+    return need
+
+
 def pool_extend(
     pool: list[Candidate],
     have: set[int],
@@ -47,10 +59,18 @@ def pool_extend(
     tier: int,
     attrs: dict[int, ProductAttrs],
 ) -> None:
-    """Append `new` (from `source_new_items`) to the pool as candidates of `tier`, with their reasons."""
+    """Append `new` (from `source_new_items`) to the pool as candidates of `tier`, with their reasons.
+    `attrs` holds the new items' attributes and those of the history items that drove them."""
     reasons, default, name = src.reasons, src.default_reason, src.name
     templated = "{category}" in default
+    because, because_reason = src.because, src.because_reason
     for p, s in new:
-        reason = reasons.get(p) or (reason_fill(default, attrs.get(p)) if templated else default)
+        reason = reasons.get(p)
+        if not reason and because_reason:
+            driver = attrs.get(because.get(p, -1))
+            if driver is not None:
+                reason = because_reason.format(driver.title)
+        if not reason:
+            reason = reason_fill(default, attrs.get(p)) if templated else default
         pool.append(Candidate(product_id=p, score=s, engine=name, reason=reason, tier=tier))
         have.add(p)
