@@ -22,6 +22,7 @@ from django.db.models import Count, Q
 from django.urls import reverse
 
 from catalog.models import Customer, Event, Order, Product
+from catalog.selectors import customer_get
 from recommender.models import DecisionTraceRecord, Impression, ModelVersion, Widget
 from recommender.selectors import decision_trace_get
 from recommender.serving.trace import DecisionTrace, ItemTrace, SourceScore
@@ -141,7 +142,8 @@ def _by_email(email: str) -> list[ShopperRef]:
 
 
 def _by_customer(text: str, digits: re.Match | None) -> list[ShopperRef]:
-    out = [_customer_ref(c, "external id") for c in Customer.objects.filter(external_id=text)]
+    by_external = customer_get(external_id=text)
+    out = [_customer_ref(by_external, "external id")] if by_external is not None else []
     if digits:
         out += [_customer_ref(c, "customer id") for c in Customer.objects.filter(pk=int(digits.group(1)))]
     return out
@@ -718,7 +720,7 @@ def customer_trace_get(
     `impression_id` (which must have been shown to this customer in this widget), or, without an
     impression, the list the customer would be shown now (served with log=False). Raises ShopperNotFound
     with the reason for an unknown customer, widget or impression, or a trace that is not stored."""
-    customer = Customer.objects.filter(external_id=customer_external_id).first()
+    customer = customer_get(external_id=customer_external_id)
     if customer is None:
         raise ShopperNotFound(f"No customer with external id {customer_external_id!r}.")
     widget = Widget.objects.filter(slug=widget_slug).first()
