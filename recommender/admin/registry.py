@@ -352,10 +352,25 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 label,
             )
 
+        choices = {c.strategy: c for c in EngineChoice.objects.all()}
+        choice_url = reverse(f"{self.admin_site.name}:recommender_enginechoice_changelist")
+
+        @admin.display(description="Engine choice")
+        def chosen_for(version: ModelVersion) -> str:
+            if version.status != ModelVersion.Status.ACTIVE:
+                return ""
+            won = [
+                f"{strategy} ({'override' if c.override else 'evaluation winner'})"
+                for strategy, c in choices.items()
+                if c.effective_engine == version.engine
+            ]
+            return format_html('<a href="{}">{}</a>', choice_url, ", ".join(won)) if won else ""
+
         return (
             "version_label",
             "engine",
             "status_label",
+            chosen_for,
             registry_buttons,
             *[_metric(k) for k in METRIC_KEYS],
             "events",

@@ -185,3 +185,6 @@ def test_admin_shows_the_figures_and_lets_a_merchandiser_override(client, two_en
     )
     assert r.status_code == 302 and strategy_engine("personalized") == "tinypop"
     assert "Follow the held-out evaluation" in client.get("/admin/recommender/enginechoice/").content.decode()
+    # the model registry says which active version the choice serves
+    versions = client.get("/admin/recommender/modelversion/").content.decode()
+    assert "personalized (evaluation winner)" in versions
