@@ -618,7 +618,9 @@ def report() -> None:
         ),
         platform.processor(),
     )
-    records = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if p.stem != "profile"]
+    records = [
+        json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json")) if not p.stem.startswith("profile")
+    ]
     records.sort(key=lambda r: r["info"]["n_products"])
     lines = [
         "## Serving (REST API under load)",
